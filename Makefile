@@ -1,0 +1,50 @@
+# Every target but `install` uses the virtualenv in .venv/, which `make install` creates.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+KAFKA := python3 tools/kafka_local.py
+
+.PHONY: install kafka kafka-stop lint format test test-unit test-integration demo bench chaos clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+kafka:
+	$(KAFKA) start
+
+kafka-stop:
+	$(KAFKA) stop
+
+lint: install
+	$(VENV)/bin/ruff check kretry tests example tools bench
+	$(VENV)/bin/ruff format --check kretry tests example tools bench
+	$(VENV)/bin/mypy --strict kretry
+
+format: install
+	$(VENV)/bin/ruff format kretry tests example tools bench
+	$(VENV)/bin/ruff check --fix kretry tests example tools bench
+
+test: install
+	$(VENV)/bin/pytest tests
+
+test-unit: install
+	$(VENV)/bin/pytest tests/unit
+
+test-integration: install
+	$(VENV)/bin/pytest tests/integration
+
+demo: install kafka
+	$(PY) -m example.demo
+
+bench: install kafka
+	$(PY) -m bench.run
+
+chaos: install
+	$(PY) -m bench.chaos
+
+clean:
+	rm -rf $(VENV) .kafka .pytest_cache .mypy_cache .ruff_cache

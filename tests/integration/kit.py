@@ -1,0 +1,115 @@
+"""Small, honest Kafka helpers for the integration tests: unique topics, producing, reading back."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+Headers = list[tuple[str, bytes]]
+
+
+def unique(prefix: str = "t") -> str:
+    """A topic or group name no other test (or earlier run on the same broker) uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def create_topics(bootstrap: str, names: Iterable[str], partitions: int = 1) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1) for n in names])
+    for future in futures.values():
+        future.result(timeout=30)
+    wait_for_leaders(admin, list(futures), partitions)
+
+
+def wait_for_leaders(admin: AdminClient, names: Sequence[str], partitions: int, timeout: float = 30) -> None:
+    """A created topic answers produce requests only once every partition has a leader."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        meta = admin.list_topics(timeout=10)
+        ready = all(
+            name in meta.topics
+            and meta.topics[name].error is None
+            and len(meta.topics[name].partitions) == partitions
+            and all(p.leader >= 0 for p in meta.topics[name].partitions.values())
+            for name in names
+        )
+        if ready:
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"topics {names} have no leaders after {timeout}s")
+
+
+def produce(
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes | None, Headers | None]],
+    partition: int | None = None,
+) -> int:
+    """Produce and wait for every acknowledgement; raise on any delivery error."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    errors: list[Any] = []
+
+    def on_delivery(err: Any, _msg: Message) -> None:
+        if err is not None:
+            errors.append(err)
+
+    count = 0
+    for key, value, headers in records:
+        kwargs: dict[str, Any] = {"key": key, "value": value, "headers": headers, "on_delivery": on_delivery}
+        if partition is not None:
+            kwargs["partition"] = partition
+        producer.produce(topic, **kwargs)
+        producer.poll(0)
+        count += 1
+    remaining = producer.flush(30)
+    if errors or remaining:
+        raise KafkaException(f"delivery failed: {errors or remaining}")
+    return count
+
+
+def read_all(bootstrap: str, topic: str, expected: int, timeout: float = 30) -> list[Message]:
+    """Read `expected` records of a topic from the start, outside any group; fail if they do not come."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": unique("reader"),
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    try:
+        consumer.subscribe([topic])
+        records: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while len(records) < expected and time.monotonic() < deadline:
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            if msg.error():
+                raise KafkaException(msg.error())
+            records.append(msg)
+        return records
+    finally:
+        consumer.close()
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int = 1) -> list[int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("probe")})
+    try:
+        return [consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(partitions)]
+    finally:
+        consumer.close()
+
+
+def committed(bootstrap: str, group: str, topic: str, partitions: int = 1) -> list[int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    try:
+        parts = consumer.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        return [tp.offset for tp in parts]
+    finally:
+        consumer.close()
