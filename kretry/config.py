@@ -1,0 +1,159 @@
+"""Settings: constructor arguments first, then ``KRETRY_*`` environment variables, then defaults.
+
+A misspelt ``KRETRY_*`` variable is an error, not a silently ignored key. librdkafka settings (security, SASL,
+tuning) pass through ``kafka`` unchanged; their secrets are never shown.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kretry.errors import ConfigError
+from kretry.topology import DEFAULT_DLQ_TOPIC, validate_topic_name
+
+ENV_PREFIX = "KRETRY_"
+_SECRET_WORDS = ("password", "secret", "token", "key.pem", "private")
+
+# Set by kretry because its guarantees rest on them; a user value for one of these is refused.
+OWNED_CONSUMER_KEYS = frozenset({"enable.auto.offset.store", "enable.auto.commit", "group.id"})
+
+# librdkafka warns about a property meant for the other kind of client; each client gets only its own.
+_CONSUMER_ONLY = (
+    "fetch.",
+    "group.",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+    "auto.offset.reset",
+    "auto.commit.interval.ms",
+    "partition.assignment.strategy",
+    "isolation.level",
+    "queued.",
+    "check.crcs",
+    "enable.partition.eof",
+    "consume.",
+)
+_PRODUCER_ONLY = (
+    "acks",
+    "request.required.acks",
+    "linger.ms",
+    "queue.buffering.",
+    "batch.",
+    "compression.",
+    "message.timeout.ms",
+    "delivery.timeout.ms",
+    "enable.idempotence",
+    "retries",
+    "message.send.max.retries",
+    "partitioner",
+    "transactional.id",
+    "sticky.partitioning.",
+)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    group_id: str | None = None
+    dlq_topic: str | None = DEFAULT_DLQ_TOPIC
+    # Any librdkafka setting, e.g. {"security.protocol": "SASL_SSL", "sasl.password": "..."};
+    # from the environment as JSON: KRETRY_KAFKA='{"security.protocol": "SASL_SSL"}'.
+    kafka: dict[str, str | int | float | bool] = Field(default_factory=dict, repr=False)
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _bootstrap(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name at least one host:port")
+        return value.strip()
+
+    @field_validator("group_id")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("dlq_topic")
+    @classmethod
+    def _dlq(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        validate_topic_name(value, what="dlq_topic")
+        return value
+
+    @field_validator("kafka")
+    @classmethod
+    def _kafka(cls, value: dict[str, Any]) -> dict[str, Any]:
+        owned = sorted(OWNED_CONSUMER_KEYS & value.keys())
+        if owned:
+            raise ValueError(f"{', '.join(owned)} is set by kretry itself and cannot be overridden")
+        return value
+
+
+def load(overrides: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
+    """Settings from ``overrides`` (None means 'not given'), else the environment, else defaults."""
+    environ = os.environ if environ is None else environ
+    known = {f"{ENV_PREFIX}{name}".upper() for name in Settings.model_fields}
+    unknown = sorted(k for k in environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+    if unknown:
+        raise ConfigError(f"unknown setting {', '.join(unknown)}; kretry reads {', '.join(sorted(known))}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "settings"
+        env = f" ({ENV_PREFIX}{str(err['loc'][0]).upper()})" if err["loc"] else ""
+        lines.append(f"{field}{env}: {err['msg']}")
+    return "bad setting: " + "; ".join(lines)
+
+
+def redact(conf: Mapping[str, Any]) -> dict[str, Any]:
+    """A librdkafka config fit for a log line: secret values replaced."""
+    return {k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in conf.items()}
+
+
+def _without(conf: Mapping[str, Any], prefixes: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in conf.items() if not k.startswith(prefixes)}
+
+
+def common_conf(settings: Settings) -> dict[str, Any]:
+    return {"bootstrap.servers": settings.bootstrap_servers, **settings.kafka}
+
+
+def admin_conf(settings: Settings) -> dict[str, Any]:
+    return _without(_without(common_conf(settings), _CONSUMER_ONLY), _PRODUCER_ONLY)
+
+
+def consumer_conf(settings: Settings, group: str, *, main: bool) -> dict[str, Any]:
+    """A stage's consumer: offsets are stored by kretry only once a record is done, and committed from there."""
+    conf = _without(common_conf(settings), _PRODUCER_ONLY)
+    conf.setdefault("auto.commit.interval.ms", 1000)
+    if not main:
+        # A retry topic holds only records that already failed once: always read it from its start.
+        conf["auto.offset.reset"] = "earliest"
+        # A resumed partition is fetched only once the outstanding long-poll fetch returns; this bounds
+        # how late a due record can be.
+        conf.setdefault("fetch.wait.max.ms", 50)
+    conf.setdefault("auto.offset.reset", "earliest")
+    conf.update({"group.id": group, "enable.auto.offset.store": False, "enable.auto.commit": True})
+    return conf
+
+
+def producer_conf(settings: Settings) -> dict[str, Any]:
+    """The forwarding producer: idempotent, so a resend after a lost acknowledgement is not a duplicate."""
+    conf = _without(common_conf(settings), _CONSUMER_ONLY)
+    conf.setdefault("enable.idempotence", True)
+    return conf

@@ -1,0 +1,58 @@
+"""Every exception kretry raises or understands.
+
+KretryError                  base of everything kretry raises
+├── ConfigError              bad settings or a bad registration, found before anything is consumed
+│   └── DurationError        a delay that is not a duration
+├── TopologyError            a topic kretry needs is missing or malformed on the cluster
+├── BrokerUnavailable        the cluster did not answer at start-up
+├── KafkaFatalError          librdkafka reported a fatal error; the worker stops
+└── AppImportError           ``kretry run MODULE:ATTR`` could not load a Retrier
+
+Exceptions a handler raises to steer its record (never raised by kretry itself):
+NonRetryable                 dead-letter at once, whatever the tiers left
+RetryLater                   move to the next tier, due after ``after`` seconds instead of the tier's delay
+"""
+
+from __future__ import annotations
+
+
+class KretryError(Exception):
+    """Base of every exception kretry raises."""
+
+
+class ConfigError(KretryError):
+    """Settings or a handler registration that cannot work; raised before anything is consumed."""
+
+
+class DurationError(ConfigError, ValueError):
+    """A delay that is not a non-negative duration."""
+
+
+class TopologyError(KretryError):
+    """A topic kretry needs is missing, or not the way kretry needs it."""
+
+
+class BrokerUnavailable(KretryError):
+    """The Kafka cluster did not answer."""
+
+
+class KafkaFatalError(KretryError):
+    """librdkafka reported a fatal error: the client cannot go on."""
+
+
+class AppImportError(KretryError):
+    """``MODULE:ATTR`` could not be imported or does not name a Retrier."""
+
+
+class NonRetryable(Exception):
+    """Raise from a handler (or ``raise ... from`` one) to send the record to the DLQ at once."""
+
+
+class RetryLater(Exception):
+    """Raise from a handler to move the record to the next tier, due ``after`` seconds from now."""
+
+    def __init__(self, after: float, reason: str = "") -> None:
+        if after < 0:
+            raise ValueError(f"RetryLater(after={after!r}): must be >= 0")
+        super().__init__(reason or f"retry requested after {after}s")
+        self.after = float(after)

@@ -1,0 +1,141 @@
+"""Republishing a record to its next stage or the DLQ, with acknowledged delivery.
+
+``send`` returns at once; ``done`` is called (from ``poll``, in the stage's own thread) once the broker
+acknowledged the record. Transient failures are sent again; a permanent one is handed to ``fallback``, which
+names another record to send instead (a DLQ entry, a smaller stub) or gives up, which is fatal for the stage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+
+from kretry.headers import Headers
+
+RESEND_BACKOFF = 1.0
+
+# Errors no resend can cure: the record or its topic is wrong for the broker, or we may not write there.
+PERMANENT = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.TOPIC_EXCEPTION,
+        KafkaError._INVALID_ARG,
+        KafkaError.POLICY_VIOLATION,
+        KafkaError.INVALID_REQUIRED_ACKS,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+    partition: int | None  # None: let the key choose
+
+
+Fallback = Callable[[Outgoing, KafkaError], "Outgoing | None"]
+
+
+class ForwardFailed(Exception):
+    """A record could be delivered neither where it was going nor anywhere instead."""
+
+    def __init__(self, outgoing: Outgoing, error: KafkaError) -> None:
+        super().__init__(f"could not deliver to {outgoing.topic}: {error.str()}")
+        self.outgoing = outgoing
+        self.error = error
+
+
+class Forwarder:
+    def __init__(
+        self,
+        producer: Producer,
+        fallback: Fallback,
+        on_failure: Callable[[Outgoing, KafkaError], None],
+        partitions: dict[str, int] | None = None,
+    ) -> None:
+        self._producer = producer
+        self._fallback = fallback
+        self._on_failure = on_failure
+        self._partitions = partitions or {}
+        self._resend: list[tuple[float, Outgoing, Callable[[], None]]] = []
+        self.fatal: ForwardFailed | None = None
+
+    def _partition_for(self, out: Outgoing) -> int | None:
+        """The source's partition number when the target has it (Spring's choice too), else the key decides."""
+        if out.partition is None:
+            return None
+        width = self._partitions.get(out.topic)
+        return out.partition if width is not None and out.partition < width else None
+
+    def send(self, out: Outgoing, done: Callable[[], None]) -> None:
+        def on_delivery(err: KafkaError | None, _msg: Any) -> None:
+            if err is None:
+                done()
+            else:
+                self._failed(out, err, done)
+
+        kwargs: dict[str, Any] = {
+            "key": out.key,
+            "value": out.value,
+            "headers": out.headers,
+            "on_delivery": on_delivery,
+        }
+        partition = self._partition_for(out)
+        if partition is not None:
+            kwargs["partition"] = partition
+        while True:
+            try:
+                self._producer.produce(out.topic, **kwargs)
+                return
+            except BufferError:
+                # The local queue is full: serve acknowledgements until there is room, never drop.
+                self._producer.poll(0.05)
+            except KafkaException as exc:
+                self._failed(out, exc.args[0], done)
+                return
+
+    def _failed(self, out: Outgoing, err: KafkaError, done: Callable[[], None]) -> None:
+        self._on_failure(out, err)
+        if err.code() not in PERMANENT and not err.fatal():
+            self._resend.append((time.monotonic() + RESEND_BACKOFF, out, done))
+            return
+        instead = self._fallback(out, err)
+        if instead is None:
+            self.fatal = ForwardFailed(out, err)
+        else:
+            self.send(instead, done)
+
+    def poll(self, timeout: float = 0.0) -> None:
+        self._producer.poll(timeout)
+        if self._resend:
+            now = time.monotonic()
+            due = [r for r in self._resend if r[0] <= now]
+            self._resend = [r for r in self._resend if r[0] > now]
+            for _, out, done in due:
+                self.send(out, done)
+
+    def flush(self, timeout: float) -> int:
+        """Wait for acknowledgements (and resends) up to ``timeout``; return how many are still unacknowledged."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = self._producer.flush(max(0.0, min(deadline - time.monotonic(), 0.5)))
+            self.poll()
+            left = remaining + len(self._resend)
+            if left == 0 or time.monotonic() >= deadline:
+                return left
+            if not remaining:
+                time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    def __len__(self) -> int:
+        return len(self._producer) + len(self._resend)

@@ -1,0 +1,152 @@
+"""kretry's own record headers: plain UTF-8 text, so ``kcat -f '%h'`` shows them as they are.
+
+A producer's headers travel untouched; kretry's are the ones named ``kretry-*``, set anew on every hop so that
+nothing accumulates. Reading them never raises: a missing or corrupt value reads as None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+PREFIX = "kretry-"
+ORIGIN_TOPIC = "kretry-origin-topic"
+ORIGIN_PARTITION = "kretry-origin-partition"
+ORIGIN_OFFSET = "kretry-origin-offset"
+ORIGIN_TIMESTAMP = "kretry-origin-timestamp"
+ATTEMPT = "kretry-attempt"
+DUE_AT = "kretry-due-at"
+ERROR = "kretry-error"
+GROUP = "kretry-group"
+REPLAYS = "kretry-replays"
+
+ERROR_MAX_BYTES = 1000
+
+Headers = list[tuple[str, bytes]]
+RawHeaders = Sequence[tuple[str, bytes | None]] | None
+
+
+def split(headers: RawHeaders) -> tuple[Headers, dict[str, bytes]]:
+    """The producer's headers, in order, and kretry's (the last value of a name wins)."""
+    user: Headers = []
+    ours: dict[str, bytes] = {}
+    for name, value in headers or ():
+        if name.startswith(PREFIX):
+            ours[name] = value or b""
+        else:
+            user.append((name, value))  # type: ignore[arg-type]  # a None value travels as it came
+    return user, ours
+
+
+def user_headers(headers: RawHeaders) -> Headers:
+    return split(headers)[0]
+
+
+def _text(ours: dict[str, bytes], name: str) -> str | None:
+    raw = ours.get(name)
+    if raw is None:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _int(ours: dict[str, bytes], name: str) -> int | None:
+    text = _text(ours, name)
+    if text is None:
+        return None
+    try:
+        value = int(text.strip())
+    except ValueError:
+        return None
+    return value if value >= 0 else None
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a record first failed: set once, copied on every later hop."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: int
+
+
+@dataclass(frozen=True)
+class State:
+    """kretry's headers as read from a record; every field is None when absent or unreadable."""
+
+    origin_topic: str | None = None
+    origin_partition: int | None = None
+    origin_offset: int | None = None
+    origin_timestamp: int | None = None
+    attempt: int | None = None
+    due_at: int | None = None
+    error: str | None = None
+    group: str | None = None
+    replays: int | None = None
+
+
+def read(ours: dict[str, bytes]) -> State:
+    return State(
+        origin_topic=_text(ours, ORIGIN_TOPIC) or None,
+        origin_partition=_int(ours, ORIGIN_PARTITION),
+        origin_offset=_int(ours, ORIGIN_OFFSET),
+        origin_timestamp=_int(ours, ORIGIN_TIMESTAMP),
+        attempt=_int(ours, ATTEMPT),
+        due_at=_int(ours, DUE_AT),
+        error=_text(ours, ERROR),
+        group=_text(ours, GROUP),
+        replays=_int(ours, REPLAYS),
+    )
+
+
+def origin_of(state: State, fallback: Origin) -> Origin:
+    """The origin the headers carry, field by field, else the best we know: the record at hand."""
+    return Origin(
+        topic=state.origin_topic if state.origin_topic is not None else fallback.topic,
+        partition=state.origin_partition if state.origin_partition is not None else fallback.partition,
+        offset=state.origin_offset if state.origin_offset is not None else fallback.offset,
+        timestamp=state.origin_timestamp if state.origin_timestamp is not None else fallback.timestamp,
+    )
+
+
+def describe_error(exc: BaseException) -> str:
+    """``"TypeName: message"``, cut to ERROR_MAX_BYTES of UTF-8 without splitting a character."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return truncate(text, ERROR_MAX_BYTES)
+
+
+def truncate(text: str, max_bytes: int) -> str:
+    raw = text.encode("utf-8", errors="replace")
+    if len(raw) <= max_bytes:
+        return text
+    return raw[: max_bytes - 3].decode("utf-8", errors="ignore") + "..."
+
+
+def build(
+    user: Headers,
+    *,
+    origin: Origin,
+    attempt: int,
+    error: str,
+    group: str,
+    due_at: int | None,
+    replays: int | None,
+) -> Headers:
+    """The headers of a forwarded record: the producer's own first, unchanged, then kretry's, fresh."""
+    ours = [
+        (ORIGIN_TOPIC, origin.topic),
+        (ORIGIN_PARTITION, str(origin.partition)),
+        (ORIGIN_OFFSET, str(origin.offset)),
+        (ORIGIN_TIMESTAMP, str(origin.timestamp)),
+        (ATTEMPT, str(attempt)),
+        (ERROR, error),
+        (GROUP, group),
+    ]
+    if due_at is not None:
+        ours.append((DUE_AT, str(due_at)))
+    if replays:
+        ours.append((REPLAYS, str(replays)))
+    return [*user, *((name, value.encode("utf-8")) for name, value in ours)]

@@ -1,0 +1,91 @@
+"""The retry decision, a pure function of (policy, attempt, exception, age) -> retry at tier n, or give up.
+
+The consume loop only carries the decision out. Order, as in dramatiq's Retries middleware: the handler's
+own verdict (NonRetryable), then the handler's classification (dead_letter_on / retry_on), then the tiers
+left, then the record's age.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import Enum
+from typing import Literal
+
+from kretry.errors import NonRetryable, RetryLater
+
+ExceptionTypes = tuple[type[BaseException], ...]
+Exhausted = Literal["dead_letter", "drop", "stop"]
+
+
+class Action(Enum):
+    RETRY = "retry"
+    DEAD_LETTER = "dead_letter"
+    DROP = "drop"
+    STOP = "stop"
+
+
+@dataclass(frozen=True)
+class Policy:
+    delays: tuple[float, ...] = ()
+    dead_letter_on: ExceptionTypes = ()
+    retry_on: ExceptionTypes | None = None  # None: every exception is retryable
+    max_age: float | None = None
+    on_exhausted: Exhausted = "dead_letter"
+
+    @property
+    def retries(self) -> int:
+        return len(self.delays)
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    tier: int  # the retry tier the record goes to; 0 when it leaves the retry path
+    delay: float  # seconds until the next tier may handle it
+    reason: str  # why it left the retry path ("" when retried)
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and what it was raised ``from``, innermost last; safe against cycles."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__
+
+
+def _give_up(policy: Policy, reason: str) -> Decision:
+    action = {"dead_letter": Action.DEAD_LETTER, "drop": Action.DROP, "stop": Action.STOP}[policy.on_exhausted]
+    return Decision(action, 0, 0.0, reason)
+
+
+def classify(policy: Policy, exc: BaseException) -> str | None:
+    """The reason a failure must not be retried, or None when it may be."""
+    chain = list(causes(exc))
+    if any(isinstance(e, NonRetryable) for e in chain):
+        return "non-retryable"
+    if policy.dead_letter_on and any(isinstance(e, policy.dead_letter_on) for e in chain):
+        return "non-retryable"
+    if isinstance(exc, RetryLater):
+        return None
+    if policy.retry_on is not None and not any(isinstance(e, policy.retry_on) for e in chain):
+        return "non-retryable"
+    return None
+
+
+def decide(policy: Policy, attempt: int, exc: BaseException, age: float | None = None) -> Decision:
+    """What to do with a record whose handler raised ``exc`` at ``attempt`` (0 on the main topic).
+
+    ``age`` is seconds since the record's origin timestamp, for ``max_age``.
+    """
+    reason = classify(policy, exc)
+    if reason is not None:
+        return _give_up(policy, reason)
+    if attempt >= policy.retries:
+        return _give_up(policy, "exhausted")
+    if policy.max_age is not None and age is not None and age >= policy.max_age:
+        return _give_up(policy, "max-age")
+    delay = exc.after if isinstance(exc, RetryLater) else policy.delays[attempt]
+    return Decision(Action.RETRY, attempt + 1, delay, "")

@@ -1,0 +1,176 @@
+"""The Retrier: settings and a registry of handlers, one per main topic. No I/O happens here."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from kretry import config
+from kretry.durations import Duration, parse_duration
+from kretry.errors import ConfigError
+from kretry.policy import ExceptionTypes, Exhausted, Policy
+from kretry.topology import (
+    DEFAULT_RETRY_PATTERN,
+    check_collisions,
+    stage_group,
+    stage_topics,
+    validate_pattern,
+    validate_topic_name,
+)
+
+Handler = Callable[..., Any]
+F = TypeVar("F", bound=Handler)
+
+# Beyond this many tiers a delay list is a mistake, not a policy: each tier is a topic and a consumer.
+MAX_RETRIES = 50
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+UNSET: Any = _Unset()
+
+
+@dataclass(frozen=True)
+class HandlerSpec:
+    topic: str
+    func: Handler
+    policy: Policy
+    retry_pattern: str
+
+    @property
+    def stage_topics(self) -> list[str]:
+        return stage_topics(self.topic, self.policy.retries, self.retry_pattern)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One consume loop: the main topic (attempt 0) or its retry topic n, with the delay records wait there."""
+
+    handler: HandlerSpec
+    attempt: int
+    topic: str
+    group: str
+    delay: float
+
+
+def parse_delays(delays: Iterable[Duration], *, topic: str) -> tuple[float, ...]:
+    if isinstance(delays, (str, bytes)) or not isinstance(delays, Iterable):
+        raise ConfigError(f"handler {topic!r}: delays must be a list of durations, got {delays!r}")
+    parsed = tuple(parse_duration(d, what=f"handler {topic!r}: delays[{i}]") for i, d in enumerate(delays))
+    if len(parsed) > MAX_RETRIES:
+        raise ConfigError(f"handler {topic!r}: {len(parsed)} retry tiers; at most {MAX_RETRIES}")
+    return parsed
+
+
+def _exception_types(value: Any, *, what: str) -> ExceptionTypes:
+    items = value if isinstance(value, tuple) else (value,)
+    if not items or not all(isinstance(t, type) and issubclass(t, BaseException) for t in items):
+        raise ConfigError(f"{what}: expected an exception class or a tuple of them, got {value!r}")
+    return items
+
+
+class Retrier:
+    """Wires each registered topic to its retry topics and the shared DLQ.
+
+    ``Retrier(group_id="orders-service")``; bootstrap_servers, dlq_topic (None: no DLQ) and kafka (librdkafka
+    settings) are optional and win over the ``KRETRY_*`` environment.
+    """
+
+    def __init__(
+        self,
+        group_id: str | None = None,
+        *,
+        bootstrap_servers: str | None = None,
+        dlq_topic: str | None = UNSET,
+        kafka: Mapping[str, Any] | None = None,
+    ) -> None:
+        overrides: dict[str, Any] = {
+            "group_id": group_id,
+            "bootstrap_servers": bootstrap_servers,
+            "kafka": dict(kafka) if kafka is not None else None,
+            # None here means "no DLQ", which the settings spell as an empty name.
+            "dlq_topic": None if dlq_topic is UNSET else (dlq_topic or ""),
+        }
+        self.settings = config.load(overrides)
+        if self.settings.group_id is None:
+            raise ConfigError("group_id: required; pass Retrier(group_id=...) or set KRETRY_GROUP_ID")
+        self.group_id: str = self.settings.group_id
+        self._handlers: dict[str, HandlerSpec] = {}
+
+    @property
+    def dlq_topic(self) -> str | None:
+        return self.settings.dlq_topic
+
+    @property
+    def handlers(self) -> Mapping[str, HandlerSpec]:
+        return dict(self._handlers)
+
+    def handler(
+        self,
+        topic: str,
+        *,
+        delays: Sequence[Duration] = (),
+        retry_topic: str = DEFAULT_RETRY_PATTERN,
+        dead_letter_on: type[BaseException] | ExceptionTypes = (),
+        retry_on: type[BaseException] | ExceptionTypes | None = None,
+        max_age: Duration | None = None,
+        on_exhausted: Exhausted | None = None,
+    ) -> Callable[[F], F]:
+        """Register ``func(msg)`` for ``topic``: return means success, an exception means failure.
+
+        ``delays`` has one entry per retry tier (``["5s", "1m"]``: two retry topics, then the DLQ).
+        """
+        validate_topic_name(topic, what="handler")
+        if topic in self._handlers:
+            raise ConfigError(f"handler {topic!r}: a handler for this topic is already registered")
+        exhausted = on_exhausted or ("dead_letter" if self.dlq_topic else None)
+        if exhausted is None:
+            raise ConfigError(f"handler {topic!r}: without a DLQ, on_exhausted must be 'drop' or 'stop'")
+        if exhausted not in ("dead_letter", "drop", "stop"):
+            raise ConfigError(f"handler {topic!r}: on_exhausted must be 'dead_letter', 'drop' or 'stop'")
+        if exhausted == "dead_letter" and not self.dlq_topic:
+            raise ConfigError(f"handler {topic!r}: on_exhausted='dead_letter' needs a dlq_topic")
+        policy = Policy(
+            delays=parse_delays(delays, topic=topic),
+            dead_letter_on=_exception_types(dead_letter_on, what=f"handler {topic!r}: dead_letter_on")
+            if dead_letter_on
+            else (),
+            retry_on=None if retry_on is None else _exception_types(retry_on, what=f"handler {topic!r}: retry_on"),
+            max_age=None if max_age is None else parse_duration(max_age, what=f"handler {topic!r}: max_age"),
+            on_exhausted=exhausted,
+        )
+        pattern = validate_pattern(retry_topic)
+
+        def register(func: F) -> F:
+            if not callable(func):
+                raise ConfigError(f"handler {topic!r}: {func!r} is not callable")
+            if inspect.iscoroutinefunction(func):
+                raise ConfigError(f"handler {topic!r}: async handlers are not supported yet")
+            spec = HandlerSpec(topic, func, policy, pattern)
+            candidate = {**self._handlers, topic: spec}
+            check_collisions(
+                {t: s.policy.retries for t, s in candidate.items()},
+                {t: s.retry_pattern for t, s in candidate.items()},
+                self.dlq_topic,
+            )
+            self._handlers[topic] = spec
+            return func
+
+        return register
+
+    def stages(self) -> list[StageSpec]:
+        """Every consume loop this retrier runs, main stages first."""
+        stages = []
+        for spec in self._handlers.values():
+            for attempt, name in enumerate(spec.stage_topics):
+                delay = spec.policy.delays[attempt - 1] if attempt else 0.0
+                stages.append(StageSpec(spec, attempt, name, stage_group(self.group_id, name, attempt), delay))
+        return sorted(stages, key=lambda s: s.attempt)
+
+    def __repr__(self) -> str:
+        return f"Retrier(group_id={self.group_id!r}, topics={list(self._handlers)}, dlq_topic={self.dlq_topic!r})"

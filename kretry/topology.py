@@ -1,0 +1,114 @@
+"""Pure naming of everything kretry creates: retry topics, consumer groups, and the plan of topics to create."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from kretry.errors import ConfigError
+
+DEFAULT_RETRY_PATTERN = "{topic}_retry_{attempt}"
+DEFAULT_DLQ_TOPIC = "dead_letter_queue"
+MAX_TOPIC_LENGTH = 249
+_LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
+
+
+def validate_topic_name(name: str, *, what: str = "topic") -> str:
+    """Kafka's own rules for a topic name, checked before the broker refuses it."""
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{what}: a topic name must be a non-empty string, got {name!r}")
+    if name in (".", ".."):
+        raise ConfigError(f"{what}: {name!r} is not a legal topic name")
+    if len(name) > MAX_TOPIC_LENGTH:
+        raise ConfigError(f"{what}: {name[:40]!r}... is longer than Kafka's {MAX_TOPIC_LENGTH} characters")
+    if not _LEGAL_TOPIC.match(name):
+        raise ConfigError(f"{what}: {name!r} may contain only ASCII letters, digits, '.', '_' and '-'")
+    return name
+
+
+def validate_pattern(pattern: str) -> str:
+    """A retry-topic pattern must name both the topic and the attempt, and nothing else."""
+    fields = set(re.findall(r"{([^{}]*)}", pattern))
+    if fields != {"topic", "attempt"} or pattern.count("{topic}") != 1 or pattern.count("{attempt}") != 1:
+        raise ConfigError(
+            f"retry_topic: {pattern!r} must contain '{{topic}}' and '{{attempt}}' exactly once and no other field"
+        )
+    validate_topic_name(pattern.format(topic="t", attempt=1), what=f"retry_topic {pattern!r}")
+    return pattern
+
+
+def retry_topic(topic: str, attempt: int, pattern: str = DEFAULT_RETRY_PATTERN) -> str:
+    """``retry_topic("orders", 2) == "orders_retry_2"``: where a record goes for its ``attempt``-th retry."""
+    if attempt < 1:
+        raise ValueError(f"retry attempts count from 1, got {attempt}")
+    return pattern.format(topic=topic, attempt=attempt)
+
+
+def parse_retry_topic(name: str, pattern: str = DEFAULT_RETRY_PATTERN) -> tuple[str, int] | None:
+    """The inverse of :func:`retry_topic`: ``("orders", 2)`` for ``"orders_retry_2"``, None for other names."""
+    regex = (
+        re.escape(pattern).replace(r"\{topic\}", "(?P<topic>.+)").replace(r"\{attempt\}", "(?P<attempt>[1-9][0-9]*)")
+    )
+    match = re.fullmatch(regex, name)
+    if match is None:
+        return None
+    return match.group("topic"), int(match.group("attempt"))
+
+
+def stage_topics(topic: str, retries: int, pattern: str = DEFAULT_RETRY_PATTERN) -> list[str]:
+    """The topic of each stage, main first: ``[T, T_retry_1, ..., T_retry_N]``."""
+    return [topic] + [retry_topic(topic, n, pattern) for n in range(1, retries + 1)]
+
+
+def stage_group(group_id: str, stage_topic: str, attempt: int) -> str:
+    """The consumer group of a stage.
+
+    Every retry stage has a group of its own so that its rebalances and its waiting never stall another stage;
+    the main stages keep the service's group id, the one its operators already know.
+    """
+    return group_id if attempt == 0 else f"{group_id}.{stage_topic}"
+
+
+def check_collisions(retries: Mapping[str, int], patterns: Mapping[str, str], dlq_topic: str | None) -> None:
+    """Every topic a retrier reads or writes must have exactly one role."""
+    owner: dict[str, str] = {}
+    if dlq_topic is not None:
+        owner[dlq_topic] = "the DLQ"
+    for topic, count in retries.items():
+        for attempt, name in enumerate(stage_topics(topic, count, patterns[topic])):
+            role = f"handler {topic!r}" if attempt == 0 else f"retry {attempt} of {topic!r}"
+            validate_topic_name(name, what=role)
+            if name in owner:
+                raise ConfigError(f"topic {name!r} would be both {owner[name]} and {role}")
+            owner[name] = role
+
+
+@dataclass(frozen=True)
+class TopicPlan:
+    name: str
+    partitions: int
+    role: str  # "main" | "retry" | "dlq"
+    source: str  # the main topic it serves; the DLQ's is ""
+
+
+def plan_topics(
+    main_partitions: Mapping[str, int],
+    retries: Mapping[str, int],
+    patterns: Mapping[str, str],
+    dlq_topic: str | None,
+) -> list[TopicPlan]:
+    """Every topic a retrier needs: retry topics as wide as their main topic, the DLQ as wide as the widest."""
+    plans: list[TopicPlan] = []
+    for topic, count in retries.items():
+        width = main_partitions[topic]
+        plans.append(TopicPlan(topic, width, "main", topic))
+        plans.extend(TopicPlan(name, width, "retry", topic) for name in stage_topics(topic, count, patterns[topic])[1:])
+    if dlq_topic is not None:
+        plans.append(TopicPlan(dlq_topic, max(main_partitions.values(), default=1), "dlq", ""))
+    return plans
+
+
+def missing(plans: Iterable[TopicPlan], existing: Iterable[str]) -> list[TopicPlan]:
+    have = set(existing)
+    return [p for p in plans if p.name not in have]
