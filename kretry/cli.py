@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import traceback
 from collections.abc import Sequence
 from types import FrameType
 
@@ -57,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("app", metavar="MODULE:ATTR", help="where the Retrier is, e.g. app:retrier")
     run.add_argument("--app-dir", default=".", help="put this directory first on sys.path (default: .)")
     run.add_argument("--no-create-topics", action="store_true", help="fail instead of creating retry topics/DLQ")
+    run.add_argument(
+        "--connect-timeout", type=float, default=15.0, help="seconds to wait for the cluster at start-up (default 15)"
+    )
     run.add_argument("--log-level", default="INFO")
     run.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
     return parser
@@ -75,11 +79,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     try:
         retrier = load_app(args.app, args.app_dir)
-        worker = Worker(retrier, create_topics=not args.no_create_topics)
+        worker = Worker(retrier, create_topics=not args.no_create_topics, startup_timeout=args.connect_timeout)
     except AppImportError as exc:
         return _fail(EXIT_IMPORT, "cannot load app", exc)
     except ConfigError as exc:
         return _fail(EXIT_CONFIG, "bad configuration", exc)
+    except Exception as exc:
+        # Raised inside the user's module: show their traceback, not a "not found".
+        traceback.print_exc()
+        return _fail(EXIT_IMPORT, f"importing {args.app} failed", exc)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("stopping", signal=signal.Signals(signum).name)

@@ -6,12 +6,13 @@ tuning) pass through ``kafka`` unchanged; their secrets are never shown.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from kretry.errors import ConfigError
 from kretry.topology import DEFAULT_DLQ_TOPIC, validate_topic_name
@@ -59,6 +60,18 @@ _PRODUCER_ONLY = (
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load() reads the environment itself, so that the mapping it is given is the only one read.
+        return (init_settings,)
+
     bootstrap_servers: str = "127.0.0.1:9092"
     group_id: str | None = None
     dlq_topic: str | None = DEFAULT_DLQ_TOPIC
@@ -85,7 +98,10 @@ class Settings(BaseSettings):
     def _dlq(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        validate_topic_name(value, what="dlq_topic")
+        try:
+            validate_topic_name(value, what="dlq_topic")
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @field_validator("kafka")
@@ -104,11 +120,31 @@ def load(overrides: Mapping[str, Any], environ: Mapping[str, str] | None = None)
     unknown = sorted(k for k in environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
     if unknown:
         raise ConfigError(f"unknown setting {', '.join(unknown)}; kretry reads {', '.join(sorted(known))}")
-    given = {k: v for k, v in overrides.items() if v is not None}
+    given: dict[str, Any] = {}
+    for name in Settings.model_fields:
+        raw = environ.get(f"{ENV_PREFIX}{name.upper()}")
+        if raw is not None:
+            given[name] = _from_env(name, raw)
+    for name, value in overrides.items():
+        if value is None:
+            continue
+        # librdkafka settings merge key by key: the environment may carry credentials, the code its tuning.
+        given[name] = {**given.get(name, {}), **value} if name == "kafka" else value
     try:
         return Settings(**given)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+
+
+def _from_env(name: str, raw: str) -> Any:
+    if name != "kafka":
+        return raw
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f'{ENV_PREFIX}KAFKA: not JSON ({exc}); write e.g. \'{{"security.protocol": "SSL"}}\''
+        ) from None
 
 
 def _describe(exc: ValidationError) -> str:

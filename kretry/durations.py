@@ -21,7 +21,10 @@ def parse_duration(value: object, *, what: str = "duration") -> float:
     if isinstance(value, timedelta):
         seconds = value.total_seconds()
     elif isinstance(value, (int, float)):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            raise DurationError(f"{what}: {value!r} is too large for a duration") from None
     elif isinstance(value, str):
         match = _PATTERN.match(value)
         if match is None:

@@ -119,9 +119,9 @@ def describe_error(exc: BaseException) -> str:
 
 
 def truncate(text: str, max_bytes: int) -> str:
-    raw = text.encode("utf-8", errors="replace")
+    raw = text.encode("utf-8", errors="replace")  # a lone surrogate becomes "?", which every header can carry
     if len(raw) <= max_bytes:
-        return text
+        return raw.decode("utf-8")
     return raw[: max_bytes - 3].decode("utf-8", errors="ignore") + "..."
 
 

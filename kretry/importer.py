@@ -15,7 +15,10 @@ def load_app(target: str, app_dir: str | Path = ".") -> Retrier:
     module_name, sep, attr_path = target.partition(":")
     if not sep or not module_name or not attr_path:
         raise AppImportError(f"{target!r}: expected MODULE:ATTR, e.g. 'app:retrier'")
-    sys.path.insert(0, str(Path(app_dir).resolve()))
+    path = str(Path(app_dir).resolve())
+    if path in sys.path:
+        sys.path.remove(path)
+    sys.path.insert(0, path)
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:

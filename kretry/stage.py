@@ -113,8 +113,8 @@ class Stage:
             self._resume_due(consumer)
         batch = self._fetch(consumer)
         for msg in batch:
-            if self.fatal is not None:
-                break
+            if self.fatal is not None or self._stopping.is_set():
+                break  # the rest of the batch is not stored, so it is fetched again after a restart
             err = msg.error()
             if err is not None:
                 self._on_consume_error(err, msg)
@@ -228,7 +228,8 @@ class Stage:
         else:
             assert self._dlq is not None  # the Retrier refuses dead_letter without a DLQ
             target, due_at, counter = self._dlq, None, self._m_dead
-            error = f"{error} [{decision.reason}]" if decision.reason != "exhausted" else error
+            if decision.reason != "exhausted":
+                error = hdr.truncate(f"{error} [{decision.reason}]", hdr.ERROR_MAX_BYTES)
         user, _ = hdr.split(msg.headers())
         out = Outgoing(
             topic=target,

@@ -22,7 +22,7 @@ def validate_topic_name(name: str, *, what: str = "topic") -> str:
         raise ConfigError(f"{what}: {name!r} is not a legal topic name")
     if len(name) > MAX_TOPIC_LENGTH:
         raise ConfigError(f"{what}: {name[:40]!r}... is longer than Kafka's {MAX_TOPIC_LENGTH} characters")
-    if not _LEGAL_TOPIC.match(name):
+    if not _LEGAL_TOPIC.fullmatch(name):
         raise ConfigError(f"{what}: {name!r} may contain only ASCII letters, digits, '.', '_' and '-'")
     return name
 
@@ -35,6 +35,9 @@ def validate_pattern(pattern: str) -> str:
             f"retry_topic: {pattern!r} must contain '{{topic}}' and '{{attempt}}' exactly once and no other field"
         )
     validate_topic_name(pattern.format(topic="t", attempt=1), what=f"retry_topic {pattern!r}")
+    for topic, attempt in (("orders", 12), ("a_retry_1", 3), ("x1", 10), ("2fa", 1)):
+        if parse_retry_topic(retry_topic(topic, attempt, pattern), pattern) != (topic, attempt):
+            raise ConfigError(f"retry_topic: {pattern!r} is ambiguous; put a separator between topic and attempt")
     return pattern
 
 

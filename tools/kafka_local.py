@@ -213,9 +213,9 @@ class LocalKafka:
         cmd = self._java(
             "kafka.tools.StorageTool",
             "format",
-            "-t",
-            cluster_id(),
-            "-c",
+            # "=" form: a random id may begin with "-", which argparse would take for an option.
+            f"--cluster-id={cluster_id()}",
+            "--config",
             str(self.home / "server.properties"),
         )
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)

@@ -113,3 +113,39 @@ def committed(bootstrap: str, group: str, topic: str, partitions: int = 1) -> li
         return [tp.offset for tp in parts]
     finally:
         consumer.close()
+
+
+def wait_until(predicate: Any, timeout: float = 30, interval: float = 0.1, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def header(msg: Message, name: str) -> bytes | None:
+    """The last value of a header, as a reader would take it."""
+    values = [v for k, v in (msg.headers() or []) if k == name]
+    return values[-1] if values else None
+
+
+def read_to_end(bootstrap: str, topic: str, timeout: float = 30) -> list[Message]:
+    """Every record a topic holds right now, whatever their number (duplicates included)."""
+    meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    partitions = len(meta.topics[topic].partitions)
+    ends = end_offsets(bootstrap, topic, partitions)
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": unique("reader"), "enable.auto.commit": False})
+    try:
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        records: list[Message] = []
+        deadline = time.monotonic() + timeout
+        while len(records) < sum(ends):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"read {len(records)} of {sum(ends)} records of {topic}")
+            msg = consumer.poll(0.5)
+            if msg is not None and not msg.error():
+                records.append(msg)
+        return records
+    finally:
+        consumer.close()
