@@ -1,5 +1,6 @@
 """kretry: non-blocking Kafka retries with retry topics, delays and a shared dead-letter queue."""
 
+from kretry.backoff import Backoff, exponential, fixed, linear
 from kretry.errors import (
     AppImportError,
     BrokerUnavailable,
@@ -13,6 +14,7 @@ from kretry.errors import (
 )
 from kretry.message import Message
 from kretry.retrier import Retrier
+from kretry.serde import json
 from kretry.topology import parse_retry_topic, retry_topic
 from kretry.worker import Worker
 
@@ -20,6 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AppImportError",
+    "Backoff",
     "BrokerUnavailable",
     "ConfigError",
     "DurationError",
@@ -32,6 +35,10 @@ __all__ = [
     "TopologyError",
     "Worker",
     "__version__",
+    "exponential",
+    "fixed",
+    "json",
+    "linear",
     "parse_retry_topic",
     "retry_topic",
 ]

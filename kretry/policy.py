@@ -7,12 +7,14 @@ left, then the record's age.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from typing import Literal
 
 from kretry.errors import NonRetryable, RetryLater
+from kretry.serde import DeserializationError
 
 ExceptionTypes = tuple[type[BaseException], ...]
 Exhausted = Literal["dead_letter", "drop", "stop"]
@@ -32,6 +34,7 @@ class Policy:
     retry_on: ExceptionTypes | None = None  # None: every exception is retryable
     max_age: float | None = None
     on_exhausted: Exhausted = "dead_letter"
+    jitter: float = 0.0  # each delay moves by up to this fraction either way
 
     @property
     def retries(self) -> int:
@@ -64,6 +67,8 @@ def _give_up(policy: Policy, reason: str) -> Decision:
 def classify(policy: Policy, exc: BaseException) -> str | None:
     """The reason a failure must not be retried, or None when it may be."""
     chain = list(causes(exc))
+    if any(isinstance(e, DeserializationError) for e in chain):
+        return "deserialization"
     if any(isinstance(e, NonRetryable) for e in chain):
         return "non-retryable"
     if policy.dead_letter_on and any(isinstance(e, policy.dead_letter_on) for e in chain):
@@ -75,10 +80,16 @@ def classify(policy: Policy, exc: BaseException) -> str | None:
     return None
 
 
-def decide(policy: Policy, attempt: int, exc: BaseException, age: float | None = None) -> Decision:
+def decide(
+    policy: Policy,
+    attempt: int,
+    exc: BaseException,
+    age: float | None = None,
+    rand: Callable[[], float] = random.random,
+) -> Decision:
     """What to do with a record whose handler raised ``exc`` at ``attempt`` (0 on the main topic).
 
-    ``age`` is seconds since the record's origin timestamp, for ``max_age``.
+    ``age`` is seconds since the record's origin timestamp, for ``max_age``; ``rand`` draws the jitter.
     """
     reason = classify(policy, exc)
     if reason is not None:
@@ -87,5 +98,9 @@ def decide(policy: Policy, attempt: int, exc: BaseException, age: float | None =
         return _give_up(policy, "exhausted")
     if policy.max_age is not None and age is not None and age >= policy.max_age:
         return _give_up(policy, "max-age")
-    delay = exc.after if isinstance(exc, RetryLater) else policy.delays[attempt]
+    if isinstance(exc, RetryLater):
+        return Decision(Action.RETRY, attempt + 1, exc.after, "")
+    delay = policy.delays[attempt]
+    if policy.jitter:
+        delay *= 1 + policy.jitter * (2 * rand() - 1)
     return Decision(Action.RETRY, attempt + 1, delay, "")

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from kretry import config
+from kretry.backoff import Backoff, checked
 from kretry.durations import Duration, parse_duration
 from kretry.errors import ConfigError
 from kretry.policy import ExceptionTypes, Exhausted, Policy
+from kretry.serde import Deserializer
 from kretry.topology import (
     DEFAULT_RETRY_PATTERN,
     check_collisions,
@@ -23,8 +25,9 @@ from kretry.topology import (
 Handler = Callable[..., Any]
 F = TypeVar("F", bound=Handler)
 
-# Beyond this many tiers a delay list is a mistake, not a policy: each tier is a topic and a consumer.
-MAX_RETRIES = 50
+# Retrying in place holds up the partition: beyond this, a record belongs on a retry topic.
+MAX_LOCAL_RETRY_SECONDS = 30.0
+MAX_CONCURRENCY = 1000
 
 
 class _Unset:
@@ -41,6 +44,14 @@ class HandlerSpec:
     func: Handler
     policy: Policy
     retry_pattern: str
+    local_retries: int = 0
+    local_backoff: float = 0.1
+    value_deserializer: Deserializer | None = None
+    concurrency: int = 1  # async handlers: records of one batch in flight at once
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.func)
 
     @property
     def stage_topics(self) -> list[str]:
@@ -58,13 +69,23 @@ class StageSpec:
     delay: float
 
 
-def parse_delays(delays: Iterable[Duration], *, topic: str) -> tuple[float, ...]:
+def parse_delays(delays: Iterable[Duration] | Backoff, *, topic: str) -> Backoff:
+    """A delay list or a backoff helper's result, checked: one entry per retry tier."""
+    if isinstance(delays, Backoff):
+        return delays
     if isinstance(delays, (str, bytes)) or not isinstance(delays, Iterable):
-        raise ConfigError(f"handler {topic!r}: delays must be a list of durations, got {delays!r}")
+        raise ConfigError(
+            f"handler {topic!r}: delays must be a list of durations or kretry.fixed/linear/exponential(...), "
+            f"got {delays!r}"
+        )
     parsed = tuple(parse_duration(d, what=f"handler {topic!r}: delays[{i}]") for i, d in enumerate(delays))
-    if len(parsed) > MAX_RETRIES:
-        raise ConfigError(f"handler {topic!r}: {len(parsed)} retry tiers; at most {MAX_RETRIES}")
-    return parsed
+    return Backoff(checked(parsed, f"handler {topic!r}"))
+
+
+def _whole(value: Any, low: int, high: int, *, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ConfigError(f"{what}: a whole number from {low} to {high}, got {value!r}")
+    return value
 
 
 def _exception_types(value: Any, *, what: str) -> ExceptionTypes:
@@ -114,17 +135,25 @@ class Retrier:
         self,
         topic: str,
         *,
-        delays: Sequence[Duration] = (),
+        delays: Sequence[Duration] | Backoff = (),
         retry_topic: str = DEFAULT_RETRY_PATTERN,
         dead_letter_on: type[BaseException] | ExceptionTypes = (),
         retry_on: type[BaseException] | ExceptionTypes | None = None,
         max_age: Duration | None = None,
         on_exhausted: Exhausted | None = None,
+        local_retries: int = 0,
+        local_backoff: Duration = "100ms",
+        value_deserializer: Deserializer | None = None,
+        concurrency: int = 10,
     ) -> Callable[[F], F]:
         """Register ``func(msg)`` for ``topic``: return means success, an exception means failure.
 
-        ``delays`` has one entry per retry tier (``["5s", "1m"]``: two retry topics, then the DLQ).
+        ``delays`` has one entry per retry tier (``["5s", "1m"]``: two retry topics, then the DLQ), or is
+        ``kretry.fixed/linear/exponential(...)``. ``local_retries`` retries in place first, ``local_backoff``
+        apart. ``value_deserializer`` makes ``msg.value``; one that raises sends the record to the DLQ.
+        ``concurrency`` bounds how many records of a batch an ``async def`` handler has in flight.
         """
+        what = f"handler {topic!r}"
         validate_topic_name(topic, what="handler")
         if topic in self._handlers:
             raise ConfigError(f"handler {topic!r}: a handler for this topic is already registered")
@@ -135,8 +164,19 @@ class Retrier:
             raise ConfigError(f"handler {topic!r}: on_exhausted must be 'dead_letter', 'drop' or 'stop'")
         if exhausted == "dead_letter" and not self.dlq_topic:
             raise ConfigError(f"handler {topic!r}: on_exhausted='dead_letter' needs a dlq_topic")
+        backoff = parse_delays(delays, topic=topic)
+        local = _whole(local_retries, 0, 100, what=f"{what}: local_retries")
+        local_pause = parse_duration(local_backoff, what=f"{what}: local_backoff")
+        if local * local_pause > MAX_LOCAL_RETRY_SECONDS:
+            raise ConfigError(
+                f"{what}: local_retries x local_backoff = {local * local_pause:.1f}s holds the partition too long "
+                f"(at most {MAX_LOCAL_RETRY_SECONDS:.0f}s); use a retry tier instead"
+            )
+        if value_deserializer is not None and not callable(value_deserializer):
+            raise ConfigError(f"{what}: value_deserializer must be callable, got {value_deserializer!r}")
         policy = Policy(
-            delays=parse_delays(delays, topic=topic),
+            delays=backoff.delays,
+            jitter=backoff.jitter,
             dead_letter_on=_exception_types(dead_letter_on, what=f"handler {topic!r}: dead_letter_on")
             if dead_letter_on
             else (),
@@ -149,9 +189,16 @@ class Retrier:
         def register(func: F) -> F:
             if not callable(func):
                 raise ConfigError(f"handler {topic!r}: {func!r} is not callable")
-            if inspect.iscoroutinefunction(func):
-                raise ConfigError(f"handler {topic!r}: async handlers are not supported yet")
-            spec = HandlerSpec(topic, func, policy, pattern)
+            spec = HandlerSpec(
+                topic,
+                func,
+                policy,
+                pattern,
+                local_retries=local,
+                local_backoff=local_pause,
+                value_deserializer=value_deserializer,
+                concurrency=_whole(concurrency, 1, MAX_CONCURRENCY, what=f"{what}: concurrency"),
+            )
             candidate = {**self._handlers, topic: spec}
             check_collisions(
                 {t: s.policy.retries for t, s in candidate.items()},

@@ -17,8 +17,8 @@ import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from kretry import headers as hdr
+from kretry.dispatch import Dispatcher
 from kretry.forward import Forwarder, Outgoing
-from kretry.message import Message
 from kretry.metrics import Metrics
 from kretry.offsets import PartitionOffsets
 from kretry.policy import Action, decide
@@ -57,7 +57,6 @@ class Stage:
         self.spec = spec
         self.label = stage_label(spec.attempt)
         self.base = spec.handler.topic
-        self._handler = spec.handler.func
         self._policy = spec.handler.policy
         self._dlq = dlq_topic
         self._group = group_id
@@ -78,7 +77,10 @@ class Stage:
         self._m_dead = metrics.messages.labels(*labels, "dead_lettered")
         self._m_dropped = metrics.messages.labels(*labels, "dropped")
         self._m_forward_failed = metrics.messages.labels(*labels, "forward_failed")
-        self._m_seconds = metrics.handler_seconds.labels(*labels)
+        self._dispatch = Dispatcher(
+            spec.handler, spec.attempt, stopping, metrics.handler_seconds.labels(*labels).observe
+        )
+        self._batched = spec.handler.is_async
         self._m_late = metrics.lateness.labels(*labels)
         self._m_paused = metrics.paused.labels(*labels)
         self._m_errors = metrics.kafka_errors
@@ -112,14 +114,21 @@ class Stage:
         if self._waiting:
             self._resume_due(consumer)
         batch = self._fetch(consumer)
+        ready = []
         for msg in batch:
             if self.fatal is not None or self._stopping.is_set():
                 break  # the rest of the batch is not stored, so it is fetched again after a restart
             err = msg.error()
             if err is not None:
                 self._on_consume_error(err, msg)
-            elif msg.partition() not in self._waiting:
-                self._take(consumer, forwarder, msg)
+            elif msg.partition() not in self._waiting and self._due(consumer, msg):
+                if self._batched:
+                    ready.append(msg)
+                else:
+                    self._settle(forwarder, msg, self._dispatch.call(msg))
+        if ready:
+            for msg, outcome in zip(ready, self._dispatch.call_batch(ready), strict=True):
+                self._settle(forwarder, msg, outcome)
         forwarder.poll()
         if forwarder.fatal is not None:
             self.fatal = forwarder.fatal
@@ -140,29 +149,29 @@ class Stage:
             return IDLE_POLL
         return max(0.0, min(IDLE_POLL, min(self._waiting.values()) - self._clock()))
 
-    def _take(self, consumer: Consumer, forwarder: Forwarder, msg: Any) -> None:
-        partition, offset = msg.partition(), msg.offset()
+    def _due(self, consumer: Consumer, msg: Any) -> bool:
+        """True when the record may be handled now; otherwise its partition waits for it."""
+        if not self.spec.attempt:
+            return True
+        _, ours = hdr.split(msg.headers())
+        due = self._due_at(msg, ours)
+        now = self._clock()
+        if due > now:
+            self._wait(consumer, msg, due)
+            return False
+        self._m_late.observe(now - due)
+        return True
+
+    def _settle(self, forwarder: Forwarder, msg: Any, outcome: BaseException | None) -> None:
+        partition = msg.partition()
         tracker = self._offsets.get(partition)
         if tracker is None:  # a record of a partition we were never told about: track it all the same
             tracker = self._offsets[partition] = PartitionOffsets()
-        _, ours = hdr.split(msg.headers())
-        if self.spec.attempt:
-            due = self._due_at(msg, ours)
-            now = self._clock()
-            if due > now:
-                self._wait(consumer, msg, due)
-                return
-            self._m_late.observe(now - due)
-        started = time.perf_counter()
-        try:
-            self._handler(Message(msg, self.spec.attempt, self.base))
-        except Exception as exc:
-            self._m_seconds.observe(time.perf_counter() - started)
-            self._failed(forwarder, tracker, msg, ours, exc)
-        else:
-            self._m_seconds.observe(time.perf_counter() - started)
-            tracker.done_now(offset)
+        if outcome is None:
+            tracker.done_now(msg.offset())
             self._m_success.inc()
+        else:
+            self._failed(forwarder, tracker, msg, outcome)
 
     # -- delays ---------------------------------------------------------------------------------------------
 
@@ -198,9 +207,8 @@ class Stage:
 
     # -- failures -------------------------------------------------------------------------------------------
 
-    def _failed(
-        self, forwarder: Forwarder, tracker: PartitionOffsets, msg: Any, ours: dict[str, bytes], exc: Exception
-    ) -> None:
+    def _failed(self, forwarder: Forwarder, tracker: PartitionOffsets, msg: Any, exc: BaseException) -> None:
+        user, ours = hdr.split(msg.headers())
         state = hdr.read(ours)
         here = hdr.Origin(self.base, msg.partition(), msg.offset(), msg.timestamp()[1])
         origin = hdr.origin_of(state, here) if self.spec.attempt else here
@@ -230,7 +238,6 @@ class Stage:
             target, due_at, counter = self._dlq, None, self._m_dead
             if decision.reason != "exhausted":
                 error = hdr.truncate(f"{error} [{decision.reason}]", hdr.ERROR_MAX_BYTES)
-        user, _ = hdr.split(msg.headers())
         out = Outgoing(
             topic=target,
             key=msg.key(),
@@ -352,6 +359,7 @@ class Stage:
         self._store(consumer)
         self._commit(consumer)
         consumer.close()
+        self._dispatch.close()
         self._log.info("stage stopped")
 
     def update_lag(self) -> None:

@@ -4,9 +4,10 @@ from typing import Any
 
 import pytest
 
+from kretry.backoff import MAX_RETRIES
 from kretry.errors import ConfigError, DurationError, NonRetryable
 from kretry.policy import Policy
-from kretry.retrier import MAX_RETRIES, Retrier
+from kretry.retrier import Retrier
 
 
 def handle(msg: Any) -> None:
@@ -133,17 +134,22 @@ def test_bad_topic_name() -> None:
         Retrier("svc").handler("or ders")
 
 
-def test_handler_must_be_a_plain_callable() -> None:
+def test_handler_must_be_callable() -> None:
+    r = Retrier("svc")
+    with pytest.raises(ConfigError, match="'orders': 42 is not callable"):
+        r.handler("orders")(42)  # type: ignore[type-var]
+    assert r.handlers == {}
+
+
+def test_async_handlers_are_registered_as_such() -> None:
     r = Retrier("svc")
 
     async def handle_async(msg: Any) -> None:
         pass
 
-    with pytest.raises(ConfigError, match="'orders': 42 is not callable"):
-        r.handler("orders")(42)  # type: ignore[type-var]
-    with pytest.raises(ConfigError, match="'orders': async handlers are not supported"):
-        r.handler("orders")(handle_async)
-    assert r.handlers == {}
+    r.handler("orders", concurrency=4)(handle_async)
+    assert r.handlers["orders"].is_async
+    assert r.handlers["orders"].concurrency == 4
 
 
 @pytest.mark.parametrize(
