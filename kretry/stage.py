@@ -66,7 +66,8 @@ class Stage:
         self._producer_conf = producer_conf
         self._partitions = partitions
         self._offsets: dict[int, PartitionOffsets] = {}
-        self._waiting: dict[int, float] = {}  # partition -> due time (epoch s) of the record it waits for
+        # partition -> (due time in epoch s, offset) of the record it waits for
+        self._waiting: dict[int, tuple[float, int]] = {}
         self._fresh: list[TopicPartition] = []
         self.assigned: set[int] | None = None  # None until the first assignment
         self.fatal: BaseException | None = None
@@ -108,24 +109,15 @@ class Stage:
 
     def _step(self, consumer: Consumer, forwarder: Forwarder) -> None:
         if self._fresh:
-            # A partition handed to us again may still carry our old pause; resuming is harmless otherwise.
-            consumer.resume(self._fresh)
+            # A partition handed to us again may still carry our old pause; resuming is harmless otherwise,
+            # unless it already waits for a record that came with its assignment.
+            fresh = [tp for tp in self._fresh if tp.partition not in self._waiting]
+            if fresh:
+                consumer.resume(fresh)
             self._fresh = []
         if self._waiting:
             self._resume_due(consumer)
-        batch = self._fetch(consumer)
-        ready = []
-        for msg in batch:
-            if self.fatal is not None or self._stopping.is_set():
-                break  # the rest of the batch is not stored, so it is fetched again after a restart
-            err = msg.error()
-            if err is not None:
-                self._on_consume_error(err, msg)
-            elif msg.partition() not in self._waiting and self._due(consumer, msg):
-                if self._batched:
-                    ready.append(msg)
-                else:
-                    self._settle(forwarder, msg, self._dispatch.call(msg))
+        ready = self._take(consumer, forwarder, self._fetch(consumer))
         if ready:
             for msg, outcome in zip(ready, self._dispatch.call_batch(ready), strict=True):
                 self._settle(forwarder, msg, outcome)
@@ -133,6 +125,30 @@ class Stage:
         if forwarder.fatal is not None:
             self.fatal = forwarder.fatal
         self._store(consumer)
+
+    def _take(self, consumer: Consumer, forwarder: Forwarder, batch: list[Any]) -> list[Any]:
+        """Handle the batch's due records now (sync handlers) or return them (async handlers)."""
+        ready = []
+        rewound: set[int] = set()
+        for msg in batch:
+            if self.fatal is not None or self._stopping.is_set():
+                break  # the rest of the batch is not stored, so it is fetched again after a restart
+            err = msg.error()
+            partition = msg.partition()
+            if err is not None:
+                self._on_consume_error(err, msg)
+            elif partition in self._waiting:
+                # A record behind one that waits must never be skipped silently: had the pause not held, the
+                # fetch position would move past it. Seek back to the waiting record once per batch.
+                if partition not in rewound:
+                    rewound.add(partition)
+                    self._rewind(consumer, partition)
+            elif self._due(consumer, msg):
+                if self._batched:
+                    ready.append(msg)
+                else:
+                    self._settle(forwarder, msg, self._dispatch.call(msg))
+        return ready
 
     def _fetch(self, consumer: Consumer) -> list[Any]:
         # consume(n, timeout) waits for n records or the timeout, whichever comes last: take what is there,
@@ -147,7 +163,7 @@ class Stage:
     def _poll_timeout(self) -> float:
         if not self._waiting:
             return IDLE_POLL
-        return max(0.0, min(IDLE_POLL, min(self._waiting.values()) - self._clock()))
+        return max(0.0, min(IDLE_POLL, min(at for at, _ in self._waiting.values()) - self._clock()))
 
     def _due(self, consumer: Consumer, msg: Any) -> bool:
         """True when the record may be handled now; otherwise its partition waits for it."""
@@ -188,12 +204,17 @@ class Stage:
         # Seeking back drops what was prefetched for this partition; the record is fetched again on resume,
         # so waiting costs no memory however long the backlog is.
         consumer.seek(tp)
-        self._waiting[msg.partition()] = due
+        self._waiting[msg.partition()] = (due, msg.offset())
         self._m_paused.set(len(self._waiting))
+
+    def _rewind(self, consumer: Consumer, partition: int) -> None:
+        tp = TopicPartition(self.spec.topic, partition, self._waiting[partition][1])
+        consumer.pause([tp])
+        consumer.seek(tp)
 
     def _resume_due(self, consumer: Consumer) -> None:
         now = self._clock()
-        due = [p for p, at in self._waiting.items() if at <= now]
+        due = [p for p, (at, _) in self._waiting.items() if at <= now]
         if due:
             consumer.resume([TopicPartition(self.spec.topic, p) for p in due])
             for p in due:

@@ -14,6 +14,7 @@ from kretry import Message, Retrier
 from kretry import headers as hdr
 from tests.integration.kit import (
     committed,
+    create_topics,
     end_offsets,
     header,
     produce,
@@ -262,3 +263,27 @@ def test_retry_topics_and_dlq_are_created_as_wide_as_needed(
     meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
     for name in (f"{topic}_retry_1", f"{topic}_retry_2", retrier.dlq_topic or ""):
         assert len(meta.topics[name].partitions) == partitions
+
+
+def test_a_backlog_not_yet_due_at_assignment_is_handled_when_due(bootstrap: str, new_topic: NewTopic) -> None:
+    """Records waiting on a retry topic when its stage starts: the partition waits, then resumes; none skipped."""
+    topic = new_topic("backlog", partitions=2)
+    retrier = make_retrier(bootstrap)
+    handled: dict[bytes, float] = {}
+
+    @retrier.handler(topic, delays=["2s"])
+    def handle(msg: Message) -> None:
+        handled[msg.value or b""] = time.time() * 1000
+
+    due = int(time.time() * 1000) + 2500
+    backlog = [(b"k", f"b{i}".encode(), [(hdr.DUE_AT, str(due + i * 20).encode())]) for i in range(40)]
+    create_topics(bootstrap, [f"{topic}_retry_1"], 2)
+    produce(bootstrap, f"{topic}_retry_1", backlog[:20], partition=0)
+    produce(bootstrap, f"{topic}_retry_1", backlog[20:], partition=1)
+    with running(retrier):
+        wait_until(lambda: len(handled) == 40, timeout=20, what="the whole backlog")
+        group = f"{retrier.group_id}.{topic}_retry_1"
+        wait_until(lambda: committed(bootstrap, group, f"{topic}_retry_1", 2) == [20, 20], what="commits")
+
+    for i in range(40):
+        assert handled[f"b{i}".encode()] >= due + i * 20, f"b{i} handled early"
