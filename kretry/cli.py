@@ -1,17 +1,24 @@
-"""``kretry run MODULE:ATTR``: the worker, with distinct exit codes a supervisor can act on."""
+"""The ``kretry`` command: ``run`` (the worker, with exit codes a supervisor acts on), ``topics``, ``dlq``, ``stats``.
+
+Every command but ``run`` prints its result on stdout (``--json``: machine-readable) and logs to stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
+import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
+from typing import Any
 
 import structlog
+from confluent_kafka import KafkaException
 
-from kretry import __version__, logs
+from kretry import __version__, admin, config, dlq, logs
 from kretry.errors import (
     AppImportError,
     BrokerUnavailable,
@@ -19,7 +26,9 @@ from kretry.errors import (
     KafkaFatalError,
     TopologyError,
 )
+from kretry.http import Server
 from kretry.importer import load_app
+from kretry.retrier import Retrier
 from kretry.stage import StageStopped
 from kretry.worker import Worker
 
@@ -31,6 +40,7 @@ EXIT_CONFIG = 4  # bad settings or registration
 EXIT_BROKER = 5  # the cluster did not answer, or the client hit a fatal error
 EXIT_TOPOLOGY = 6  # a main topic is missing, or retry topics are missing with --no-create-topics
 EXIT_STOPPED = 7  # a handler with on_exhausted="stop" ran out of retries; its offset is left uncommitted
+EXIT_REFUSED = 8  # `dlq replay`: some records were refused (already replayed, too many replays, ...)
 
 EXIT_CODES = """exit codes:
   0  stopped by SIGINT/SIGTERM after finishing in-flight work
@@ -63,7 +73,127 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--log-level", default="INFO")
     run.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
+    run.add_argument("--http-port", type=int, help="serve /metrics, /healthz, /readyz and /v1/dead_set on this port")
+    run.add_argument("--http-host", default="127.0.0.1", help="address for --http-port (default 127.0.0.1)")
+    _ops_parsers(sub)
     return parser
+
+
+OPS_EXIT_CODES = """exit codes:
+  0  done (topics check: no problem)
+  3  APP could not be imported, or is not a kretry.Retrier
+  4  bad configuration or arguments
+  5  the Kafka cluster did not answer
+  6  topics: a main topic is missing; topics check: problems found (one line each)
+  8  dlq replay: some records were refused (each is listed)"""
+
+
+def _common(app: str) -> argparse.ArgumentParser:
+    """Options every command but ``run`` shares; ``app`` is "required", "optional" or "none"."""
+    parent = argparse.ArgumentParser(add_help=False)
+    if app == "required":
+        parent.add_argument("app", metavar="MODULE:ATTR", help="where the Retrier is, e.g. app:retrier")
+    elif app == "optional":
+        parent.add_argument(
+            "app", metavar="MODULE:ATTR", nargs="?", help="use this Retrier's settings (default: KRETRY_* only)"
+        )
+    parent.add_argument("--app-dir", default=".", help="put this directory first on sys.path (default: .)")
+    parent.add_argument("--json", action="store_true", help="print JSON (one object per line) instead of a table")
+    parent.add_argument("--log-level", default="WARNING")
+    parent.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
+    return parent
+
+
+def _ops_parsers(sub: Any) -> None:
+    fmt = argparse.RawDescriptionHelpFormatter
+    required, optional = _common("required"), _common("optional")
+    topics = sub.add_parser("topics", help="the topics a Retrier needs: plan, create, check").add_subparsers(
+        dest="action", required=True
+    )
+    topics.add_parser(
+        "plan", parents=[required], help="list every topic kretry needs", epilog=OPS_EXIT_CODES, formatter_class=fmt
+    )
+    topics.add_parser(
+        "create",
+        parents=[required],
+        help="create the missing retry topics, DLQ and replay ledger",
+        epilog=OPS_EXIT_CODES,
+        formatter_class=fmt,
+    )
+    topics.add_parser(
+        "check",
+        parents=[required],
+        help="check partitions, retention and cleanup policy",
+        epilog=OPS_EXIT_CODES,
+        formatter_class=fmt,
+    )
+
+    dlq_cmd = sub.add_parser("dlq", help="peek into, replay and summarise the DLQ").add_subparsers(
+        dest="action", required=True
+    )
+    peek = dlq_cmd.add_parser(
+        "peek",
+        parents=[optional],
+        help="show DLQ records not yet replayed (read-only)",
+        epilog=OPS_EXIT_CODES,
+        formatter_class=fmt,
+    )
+    peek.add_argument("--count", type=_positive, default=10, help="how many records (default 10)")
+    peek.add_argument("--origin-topic", help="only records that failed on this topic")
+    peek.add_argument("--error", help="only records whose kretry-error contains this text (any case)")
+    peek.add_argument("--all", action="store_true", help="include records already replayed")
+    replay = dlq_cmd.add_parser(
+        "replay",
+        parents=[optional],
+        help="put DLQ records back on their origin topic",
+        epilog=OPS_EXIT_CODES,
+        formatter_class=fmt,
+    )
+    which = replay.add_mutually_exclusive_group(required=True)
+    which.add_argument("--count", type=_positive, help="the oldest N records not yet replayed")
+    which.add_argument(
+        "--offset", action="append", type=_position, metavar="PARTITION:OFFSET", help="this DLQ record (repeatable)"
+    )
+    replay.add_argument("--origin-topic", help="only records that failed on this topic")
+    replay.add_argument("--dry-run", action="store_true", help="show what would be replayed; produce nothing")
+    replay.add_argument(
+        "--max-replays",
+        type=int,
+        default=dlq.DEFAULT_MAX_REPLAYS,
+        help=f"refuse records replayed this many times already (default {dlq.DEFAULT_MAX_REPLAYS})",
+    )
+    dlq_cmd.add_parser(
+        "summary",
+        parents=[optional],
+        help="counts by origin topic and error type",
+        epilog=OPS_EXIT_CODES,
+        formatter_class=fmt,
+    )
+
+    sub.add_parser(
+        "stats",
+        parents=[required],
+        help="lag and oldest waiting record per stage; DLQ depth",
+        epilog=OPS_EXIT_CODES,
+        formatter_class=fmt,
+    )
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _position(text: str) -> dlq.Position:
+    try:
+        return dlq.parse_position(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,7 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"kretry: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    return run(args)
+    if args.command == "run":
+        return run(args)
+    return _ops(args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -95,7 +227,11 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    server = None
     try:
+        if args.http_port is not None:
+            server = Server(worker, args.http_host, args.http_port)
+            server.start()
         worker.run()
     except ConfigError as exc:
         return _fail(EXIT_CONFIG, "bad configuration", exc)
@@ -105,7 +241,156 @@ def run(args: argparse.Namespace) -> int:
         return _fail(EXIT_BROKER, "Kafka is unavailable", exc)
     except StageStopped as exc:
         return _fail(EXIT_STOPPED, "stopped: retries exhausted", exc)
+    finally:
+        if server is not None:
+            server.stop()
     log.info("worker stopped")
+    return EXIT_OK
+
+
+# -- topics, dlq, stats -------------------------------------------------------------------------------------
+
+
+def _ops(args: argparse.Namespace) -> int:
+    what = f"{args.command} {getattr(args, 'action', '')}".strip()
+    try:
+        retrier = load_app(args.app, args.app_dir) if getattr(args, "app", None) else None
+        if args.command == "topics":
+            assert retrier is not None
+            return _topics(args, retrier)
+        settings = retrier.settings if retrier is not None else config.load({})
+        if args.command == "dlq":
+            return _dlq(args, settings)
+        assert retrier is not None
+        return _stats(args, retrier)
+    except AppImportError as exc:
+        return _fail(EXIT_IMPORT, "cannot load app", exc)
+    except (ConfigError, ValueError) as exc:
+        return _fail(EXIT_CONFIG, "bad configuration", exc)
+    except TopologyError as exc:
+        return _fail(EXIT_TOPOLOGY, f"{what}: topics are not ready", exc)
+    except (BrokerUnavailable, KafkaFatalError, KafkaException) as exc:
+        return _fail(EXIT_BROKER, f"{what}: Kafka is unavailable", exc)
+
+
+def _print_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    cells = [[str(h) for h in headers], *[["-" if c is None else str(c) for c in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _print_json_lines(items: Sequence[Any]) -> None:
+    for item in items:
+        print(json.dumps(item))
+
+
+def _topics(args: argparse.Namespace, retrier: Retrier) -> int:
+    if args.action == "check":
+        problems = admin.check(retrier)
+        for line in problems:
+            print(line)
+        if not problems:
+            print("ok: every retry topic, the DLQ and its ledger are as kretry needs them")
+        return EXIT_TOPOLOGY if problems else EXIT_OK
+    needs = admin.create(retrier) if args.action == "create" else admin.plan(retrier)
+    if args.json:
+        _print_json_lines([n.to_json() for n in needs])
+    elif args.action == "create":
+        for n in needs:
+            print(f"created {n.name} ({n.role}, {n.partitions} partitions, retention {admin.human_ms(n.retention_ms)})")
+        if not needs:
+            print("nothing to create: every topic exists")
+    else:
+        _print_table(
+            ["TOPIC", "ROLE", "PARTITIONS", "RETENTION", "AT LEAST", "CLEANUP"],
+            [
+                (
+                    n.name,
+                    n.role,
+                    n.partitions,
+                    admin.human_ms(n.retention_ms),
+                    admin.human_ms(n.min_retention_ms),
+                    n.cleanup,
+                )
+                for n in needs
+            ],
+        )
+    return EXIT_OK
+
+
+def _dlq(args: argparse.Namespace, settings: config.Settings) -> int:
+    action: Callable[[argparse.Namespace, config.Settings], int] = {
+        "peek": _dlq_peek,
+        "replay": _dlq_replay,
+        "summary": _dlq_summary,
+    }[args.action]
+    return action(args, settings)
+
+
+def _dlq_peek(args: argparse.Namespace, settings: config.Settings) -> int:
+    records = dlq.peek(
+        settings, args.count, origin_topic=args.origin_topic, error=args.error, include_replayed=args.all
+    )
+    if args.json:
+        _print_json_lines([r.to_json() for r in records])
+        return EXIT_OK
+    rows = []
+    for r in records:
+        j = r.to_json()
+        origin = f"{r.origin_topic}[{r.state.origin_partition}]@{r.state.origin_offset}"
+        rows.append((j["dlq"], j["key"], origin, r.state.attempt, r.replays, j["time"], r.state.error))
+    _print_table(["DLQ", "KEY", "ORIGIN", "ATTEMPT", "REPLAYS", "TIME", "ERROR"], rows)
+    return EXIT_OK
+
+
+def _dlq_replay(args: argparse.Namespace, settings: config.Settings) -> int:
+    report = dlq.replay(
+        settings,
+        count=args.count,
+        offsets=args.offset or (),
+        origin_topic=args.origin_topic,
+        max_replays=args.max_replays,
+        dry_run=args.dry_run,
+    )
+    if args.json:
+        print(json.dumps(report.to_json()))
+    else:
+        verb = "would replay" if report.dry_run else "replayed"
+        for o in report.replayed:
+            print(f"{verb} {dlq.format_position(o.position)} -> {o.origin_topic} (kretry-replays={o.replays})")
+        for o in report.refused:
+            print(f"refused {dlq.format_position(o.position)}: {o.refused}")
+        print(f"{verb} {len(report.replayed)}, refused {len(report.refused)}")
+    return EXIT_REFUSED if report.refused else EXIT_OK
+
+
+def _dlq_summary(args: argparse.Namespace, settings: config.Settings) -> int:
+    result = dlq.summary(settings)
+    if args.json:
+        print(json.dumps({"dlq": settings.dlq_topic, **result.to_json()}))
+        return EXIT_OK
+    out = result.to_json()
+    oldest, newest = out["oldest"] or "-", out["newest"] or "-"
+    print(f"DLQ {settings.dlq_topic}: {result.total} records, oldest {oldest}, newest {newest}")
+    _print_table(["ORIGIN TOPIC", "ERROR", "COUNT"], [(t, e, n) for (t, e), n in sorted(result.by_error.items())])
+    return EXIT_OK
+
+
+def _stats(args: argparse.Namespace, retrier: Retrier) -> int:
+    result = admin.stats(retrier, time.time())
+    if args.json:
+        print(json.dumps(result.to_json()))
+        return EXIT_OK
+    _print_table(
+        ["TOPIC", "STAGE", "GROUP", "LAG", "OLDEST WAITING"],
+        [
+            (s.topic, s.stage, s.group, s.lag, None if s.oldest_age_s is None else f"{s.oldest_age_s:.1f}s")
+            for s in result.stages
+        ],
+    )
+    depth = "-" if result.dlq_depth is None else f"{result.dlq_depth} records"
+    print(f"DLQ {result.dlq_topic or '-'}: {depth}")
     return EXIT_OK
 
 

@@ -1,0 +1,323 @@
+"""The topics a Retrier needs (plan, create, check) and how far behind its stages are (stats).
+
+Retention, chosen and checked here:
+
+* a retry topic must keep a record at least ``max(2 x its tier's delay, 1 day)``: the delay itself, plus an
+  outage of the workers as long as the delay or a day, whichever is longer. Planned (and created) with
+  ``max(2 x delay, 7 days)``.
+* the DLQ must keep records at least 7 days: people read it, and a long weekend is 3 days. Planned with 14.
+* the replay ledger ``<dlq>.replayed`` must be compacted (it is created so on the first replay, or here).
+* retry topics and the DLQ must not be compacted (records with equal keys would vanish), and must be at least
+  as wide as their main topic (the DLQ as the widest).
+
+``retention.ms=-1`` (keep forever) always passes. The main topics are the service's own: read, never changed.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    AlterConfigOpType,
+    ClusterMetadata,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
+
+from kretry import config, dlq, worker
+from kretry.errors import BrokerUnavailable, TopologyError
+from kretry.retrier import Retrier
+from kretry.stage import stage_label
+from kretry.topology import TopicPlan, plan_topics
+
+DAY_MS = 86_400_000
+RETRY_MIN_MS = DAY_MS
+RETRY_PLANNED_MS = 7 * DAY_MS
+DLQ_MIN_MS = 7 * DAY_MS
+DLQ_PLANNED_MS = 14 * DAY_MS
+LEDGER_ROLE = "ledger"
+
+
+@dataclass(frozen=True)
+class TopicNeed:
+    name: str
+    role: str  # "main" | "retry" | "dlq" | "ledger"
+    partitions: int  # as many as it should have at least
+    source: str  # the main topic it serves; "" for the DLQ and its ledger
+    retention_ms: int | None  # what to create it with; None: not kretry's to set
+    min_retention_ms: int | None  # what `check` accepts at least
+    cleanup: str | None  # "delete" | "compact"; None for main topics
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "role": self.role,
+            "partitions": self.partitions,
+            "source": self.source,
+            "retention_ms": self.retention_ms,
+            "min_retention_ms": self.min_retention_ms,
+            "cleanup_policy": self.cleanup,
+        }
+
+
+def human_ms(ms: int | None) -> str:
+    """``604800000`` -> ``"7d"``; the largest unit that divides it."""
+    if ms is None:
+        return "-"
+    if ms < 0:
+        return "forever"
+    for unit, size in (("d", DAY_MS), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+        if ms >= size and ms % size == 0:
+            return f"{ms // size}{unit}"
+    return f"{ms}ms"
+
+
+def needs(retrier: Retrier, main_partitions: Mapping[str, int]) -> list[TopicNeed]:
+    """Pure: every topic ``retrier`` needs, given how wide its main topics are."""
+    handlers = retrier.handlers
+    delays = {s.topic: s.delay for s in retrier.stages()}
+    plans: list[TopicPlan] = plan_topics(
+        main_partitions,
+        {t: s.policy.retries for t, s in handlers.items()},
+        {t: s.retry_pattern for t, s in handlers.items()},
+        retrier.dlq_topic,
+    )
+    out: list[TopicNeed] = []
+    for p in plans:
+        if p.role == "main":
+            out.append(TopicNeed(p.name, "main", p.partitions, p.source, None, None, None))
+        elif p.role == "retry":
+            twice = int(2 * delays[p.name] * 1000)
+            out.append(
+                TopicNeed(
+                    p.name,
+                    "retry",
+                    p.partitions,
+                    p.source,
+                    max(twice, RETRY_PLANNED_MS),
+                    max(twice, RETRY_MIN_MS),
+                    "delete",
+                )
+            )
+        else:
+            out.append(TopicNeed(p.name, "dlq", p.partitions, "", DLQ_PLANNED_MS, DLQ_MIN_MS, "delete"))
+            out.append(TopicNeed(dlq.ledger_topic(p.name), LEDGER_ROLE, 1, "", None, None, "compact"))
+    return out
+
+
+def problems_of(need: TopicNeed, partitions: int | None, configs: Mapping[str, str]) -> list[str]:
+    """Pure: what is wrong with one topic as it is on the cluster (``partitions`` None: it does not exist)."""
+    if partitions is None:
+        if need.role == LEDGER_ROLE:
+            return []  # created by the first replay
+        return [f"{need.name}: missing ({need.role} topic; `kretry topics create` creates it)"]
+    found: list[str] = []
+    if partitions < need.partitions:
+        found.append(f"{need.name}: {partitions} partitions, fewer than the {need.partitions} of its main topic")
+    policy = configs.get("cleanup.policy", "delete")
+    if need.cleanup == "compact" and "compact" not in policy:
+        found.append(f"{need.name}: cleanup.policy={policy}, should be compact")
+    if need.cleanup == "delete" and "compact" in policy:
+        found.append(f"{need.name}: cleanup.policy={policy}; compaction would drop records that share a key")
+    if need.min_retention_ms is not None:
+        try:
+            retention = int(configs.get("retention.ms", "-1"))
+        except ValueError:
+            retention = -1
+        if 0 <= retention < need.min_retention_ms:
+            found.append(
+                f"{need.name}: retention.ms={retention} ({human_ms(retention)}), "
+                f"below the {human_ms(need.min_retention_ms)} a {need.role} topic needs"
+            )
+    return found
+
+
+class Cluster:
+    """An admin client and the cluster's metadata, for one command."""
+
+    def __init__(self, retrier: Retrier, timeout: float = 10.0) -> None:
+        self.settings = retrier.settings
+        self.retrier = retrier
+        self.admin = AdminClient(config.admin_conf(self.settings))
+        self.meta = self.refresh(timeout)
+
+    def refresh(self, timeout: float = 10.0) -> ClusterMetadata:
+        try:
+            self.meta = self.admin.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"no answer from {self.settings.bootstrap_servers}: {exc}") from None
+        return self.meta
+
+    def width(self, topic: str) -> int | None:
+        t = self.meta.topics.get(topic)
+        return None if t is None or t.error is not None else len(t.partitions)
+
+    def needs(self) -> list[TopicNeed]:
+        widths = {t: self.width(t) for t in self.retrier.handlers}
+        absent = sorted(t for t, w in widths.items() if w is None)
+        if absent:
+            raise TopologyError(
+                f"main topic {', '.join(absent)} does not exist on {self.settings.bootstrap_servers}; "
+                "kretry never creates the topics it reads from"
+            )
+        return needs(self.retrier, {t: w for t, w in widths.items() if w is not None})
+
+    def configs(self, names: list[str]) -> dict[str, dict[str, str]]:
+        if not names:
+            return {}
+        futures = self.admin.describe_configs([ConfigResource(ResourceType.TOPIC, n) for n in names])
+        out: dict[str, dict[str, str]] = {}
+        for resource, future in futures.items():
+            entries = future.result(timeout=30)
+            out[resource.name] = {k: str(e.value) for k, e in entries.items() if e.value is not None}
+        return out
+
+
+def plan(retrier: Retrier) -> list[TopicNeed]:
+    return Cluster(retrier).needs()
+
+
+def check(retrier: Retrier) -> list[str]:
+    """One line per problem; empty when every topic is as kretry needs it."""
+    cluster = Cluster(retrier)
+    todo = [n for n in cluster.needs() if n.role != "main"]
+    configs = cluster.configs([n.name for n in todo if cluster.width(n.name) is not None])
+    found: list[str] = []
+    for need in todo:
+        found.extend(problems_of(need, cluster.width(need.name), configs.get(need.name, {})))
+    return found
+
+
+def create(retrier: Retrier) -> list[TopicNeed]:
+    """Create the missing retry topics, DLQ and ledger, with their retention; return what was created."""
+    cluster = Cluster(retrier)
+    todo = [n for n in cluster.needs() if n.role != "main" and cluster.width(n.name) is None]
+    plain = [n for n in todo if n.role != LEDGER_ROLE]
+    if plain:
+        worker.create(cluster.admin, [TopicPlan(n.name, n.partitions, n.role, n.source) for n in plain])
+        resources = [
+            ConfigResource(
+                ResourceType.TOPIC,
+                n.name,
+                incremental_configs=[
+                    ConfigEntry("retention.ms", str(n.retention_ms), incremental_operation=AlterConfigOpType.SET)
+                ],
+            )
+            for n in plain
+            if n.retention_ms is not None
+        ]
+        for future in cluster.admin.incremental_alter_configs(resources).values():
+            future.result(timeout=30)
+    for n in todo:
+        if n.role == LEDGER_ROLE and retrier.dlq_topic is not None:
+            dlq.ensure_ledger(cluster.admin, retrier.dlq_topic)
+    return todo
+
+
+# -- stats --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StageStats:
+    topic: str
+    stage: str
+    group: str
+    lag: int
+    oldest_age_s: float | None  # age of the oldest record the group has yet to finish; None when none waits
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "topic": self.topic,
+            "stage": self.stage,
+            "group": self.group,
+            "lag": self.lag,
+            "oldest_age_s": None if self.oldest_age_s is None else round(self.oldest_age_s, 3),
+        }
+
+
+@dataclass(frozen=True)
+class Stats:
+    stages: list[StageStats]
+    dlq_topic: str | None
+    dlq_depth: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stages": [s.to_json() for s in self.stages],
+            "dlq": {"topic": self.dlq_topic, "depth": self.dlq_depth},
+        }
+
+
+def stats(retrier: Retrier, now: float | None = None) -> Stats:
+    """Lag (committed offset vs end) and the age of the oldest waiting record of every stage; DLQ depth."""
+    cluster = Cluster(retrier)
+    settings = retrier.settings
+    reader_conf = config.consumer_conf(settings, f"kretry-stats-{uuid.uuid4().hex[:8]}", main=False)
+    reader = Consumer({**reader_conf, "enable.auto.commit": False})
+    now = time.time() if now is None else now
+    try:
+        out = []
+        for spec in retrier.stages():
+            width = cluster.width(spec.topic)
+            if width is None:
+                out.append(StageStats(spec.handler.topic, stage_label(spec.attempt), spec.group, 0, None))
+                continue
+            lag, oldest = _stage_lag(settings, reader, spec.group, spec.topic, width)
+            age = None if oldest is None else max(0.0, now - oldest / 1000.0)
+            out.append(StageStats(spec.handler.topic, stage_label(spec.attempt), spec.group, lag, age))
+        depth = None
+        dlq_width = cluster.width(retrier.dlq_topic) if retrier.dlq_topic else None
+        if retrier.dlq_topic and dlq_width is not None:
+            depth = 0
+            for p in range(dlq_width):
+                low, high = reader.get_watermark_offsets(TopicPartition(retrier.dlq_topic, p), timeout=10)
+                depth += high - low
+        return Stats(out, retrier.dlq_topic, depth)
+    finally:
+        reader.close()
+
+
+def _stage_lag(
+    settings: config.Settings, reader: Consumer, group: str, topic: str, width: int
+) -> tuple[int, int | None]:
+    """(records between the group's committed offsets and the end, timestamp ms of the oldest of them)."""
+    conf = config.consumer_conf(settings, group, main=False)
+    probe = Consumer({**conf, "enable.auto.commit": False})  # reads the group's offsets; never joins, never commits
+    try:
+        committed = probe.committed([TopicPartition(topic, p) for p in range(width)], timeout=10)
+    finally:
+        probe.close()
+    lag = 0
+    oldest: int | None = None
+    for tp in committed:
+        low, high = reader.get_watermark_offsets(TopicPartition(topic, tp.partition), timeout=10)
+        start = tp.offset if tp.offset >= 0 else low
+        start = max(start, low)
+        if start >= high:
+            continue
+        lag += high - start
+        ts = _timestamp_at(reader, topic, tp.partition, start)
+        if ts is not None:
+            oldest = ts if oldest is None else min(oldest, ts)
+    return lag, oldest
+
+
+def _timestamp_at(reader: Consumer, topic: str, partition: int, offset: int, timeout: float = 10.0) -> int | None:
+    reader.assign([TopicPartition(topic, partition, offset)])
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg = reader.poll(0.5)
+            if msg is not None and msg.error() is None:
+                ts: int = msg.timestamp()[1]
+                return ts
+        return None
+    finally:
+        reader.unassign()

@@ -1,0 +1,182 @@
+"""`kretry dlq peek | replay | summary` as a user runs them, against a DLQ filled the way a worker fills it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+
+from kretry import dlq
+from kretry import headers as hdr
+from tests.integration.kit import committed, end_offsets, header, produce, read_to_end
+from tests.integration.workers import ROOT
+
+NewTopic = Callable[..., str]
+
+
+def kretry(bootstrap: str, dlq_topic: str, *args: str) -> tuple[int, str, str]:
+    """`kretry ARGS` with only the settings a user would export; (exit code, stdout, stderr)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KRETRY_")}
+    env.update({"KRETRY_BOOTSTRAP_SERVERS": bootstrap, "KRETRY_DLQ_TOPIC": dlq_topic, "PYTHONPATH": str(ROOT)})
+    proc = subprocess.run(
+        [sys.executable, "-m", "kretry.cli", *args], env=env, cwd=ROOT, capture_output=True, timeout=60, check=False
+    )
+    return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+
+
+def dead(
+    origin: str, offset: int, error: str = "RuntimeError: boom", replays: int | None = None, partition: int = 0
+) -> hdr.Headers:
+    """The headers a worker gives a record it dead-letters (plus one header of the producer's own)."""
+    return hdr.build(
+        [("trace-id", f"t-{offset}".encode())],
+        origin=hdr.Origin(origin, partition, offset, 1_700_000_000_000 + offset),
+        attempt=2,
+        error=error,
+        group="svc",
+        due_at=None,
+        replays=replays,
+    )
+
+
+def json_lines(text: str) -> list[dict[str, object]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_peek_shows_and_filters_and_commits_nothing(bootstrap: str, new_topic: NewTopic) -> None:
+    orders, payments = new_topic("orders"), new_topic("payments")
+    dlq_topic = new_topic("dlq", partitions=2)
+    produce(bootstrap, dlq_topic, [(b"k0", b"v0", dead(orders, 10)), (b"k1", b"v1", dead(orders, 11))], partition=0)
+    produce(bootstrap, dlq_topic, [(b"k2", b"v2", dead(payments, 7, "ValueError: bad amount"))], partition=1)
+
+    code, out, err = kretry(bootstrap, dlq_topic, "dlq", "peek", "--json")
+    assert code == 0, err
+    records = json_lines(out)
+    assert sorted(str(r["dlq"]) for r in records) == ["0:0", "0:1", "1:0"]
+    first = next(r for r in records if r["dlq"] == "0:0")
+    assert first["key"] == "k0"
+    assert first["value"] == "v0"
+    assert first["origin"] == {"topic": orders, "partition": 0, "offset": 10}
+    assert first["attempt"] == 2
+    assert first["error"] == "RuntimeError: boom"
+    assert first["replays"] == 0
+    assert first["headers"] == {"trace-id": "t-10"}
+
+    code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "peek", "--json", "--origin-topic", payments)
+    assert [r["dlq"] for r in json_lines(out)] == ["1:0"]
+    code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "peek", "--json", "--error", "valueerror")
+    assert [r["key"] for r in json_lines(out)] == ["k2"]
+    code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "peek", "--json", "--count", "1", "--origin-topic", orders)
+    assert [r["dlq"] for r in json_lines(out)] == ["0:0"]
+
+    code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "peek")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["DLQ", "KEY", "ORIGIN", "ATTEMPT", "REPLAYS", "TIME", "ERROR"]
+    assert any(line.startswith("1:0") and f"{payments}[0]@7" in line and "ValueError" in line for line in lines)
+    # Read-only: the replay cursor is untouched.
+    assert committed(bootstrap, dlq.replay_group(dlq_topic), dlq_topic, 2) == [-1001, -1001]
+
+
+def test_replaying_twice_never_replays_a_record_twice(bootstrap: str, new_topic: NewTopic) -> None:
+    orders, dlq_topic = new_topic("orders"), new_topic("dlq")
+    produce(bootstrap, dlq_topic, [(f"k{i}".encode(), f"v{i}".encode(), dead(orders, i)) for i in range(3)])
+
+    code, out, err = kretry(bootstrap, dlq_topic, "dlq", "replay", "--count", "2")
+    assert code == 0, err
+    assert out.splitlines()[-1] == "replayed 2, refused 0"
+    assert f"replayed 0:0 -> {orders} (kretry-replays=1)" in out
+    code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "replay", "--count", "5")
+    assert code == 0
+    assert out.splitlines() == [f"replayed 0:2 -> {orders} (kretry-replays=1)", "replayed 1, refused 0"]
+    code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "replay", "--count", "5")
+    assert (code, out.splitlines()) == (0, ["replayed 0, refused 0"])
+    code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "replay", "--offset", "0:1")
+    assert code == 8
+    assert out.splitlines()[0].startswith(f"refused 0:1: already replayed to {orders} at ")
+
+    back = read_to_end(bootstrap, orders)
+    assert sorted((m.key(), m.value()) for m in back) == [(f"k{i}".encode(), f"v{i}".encode()) for i in range(3)]
+    for m in back:
+        names = [name for name, _ in m.headers() or []]
+        assert names == ["trace-id", hdr.REPLAYS], "the producer's headers, then kretry-replays only"
+        assert header(m, hdr.REPLAYS) == b"1"
+    assert committed(bootstrap, dlq.replay_group(dlq_topic), dlq_topic) == [3]
+    code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "peek", "--json")
+    assert (code, out) == (0, "")
+    code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "peek", "--json", "--all")
+    assert len(json_lines(out)) == 3
+
+
+def test_max_replays_offsets_and_dry_run(bootstrap: str, new_topic: NewTopic) -> None:
+    orders, dlq_topic = new_topic("orders"), new_topic("dlq")
+    produce(
+        bootstrap,
+        dlq_topic,
+        [(b"tired", b"a", dead(orders, 0, replays=3)), (b"fresh", b"b", dead(orders, 1, replays=1))],
+    )
+
+    code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "replay", "--count", "10", "--dry-run", "--json")
+    assert code == 8
+    report = json.loads(out)
+    assert report["dry_run"] is True
+    assert report["replayed"] == [{"dlq": "0:1", "topic": orders, "replays": 2}]
+    assert report["refused"] == [
+        {"dlq": "0:0", "topic": orders, "refused": "replayed 3 times already (--max-replays 3)"}
+    ]
+    assert end_offsets(bootstrap, orders) == [0], "a dry run produces nothing"
+    assert committed(bootstrap, dlq.replay_group(dlq_topic), dlq_topic) == [-1001]
+
+    code, out, _ = kretry(
+        bootstrap, dlq_topic, "dlq", "replay", "--offset", "0:1", "--offset", "0:99", "--offset", "0:0"
+    )
+    assert code == 8
+    assert out.splitlines() == [
+        f"replayed 0:1 -> {orders} (kretry-replays=2)",
+        "refused 0:99: no record at 0:99",
+        "refused 0:0: replayed 3 times already (--max-replays 3)",
+        "replayed 1, refused 2",
+    ]
+    code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "replay", "--offset", "0:0", "--max-replays", "4")
+    assert code == 0
+    assert [header(m, hdr.REPLAYS) for m in read_to_end(bootstrap, orders)] == [b"2", b"4"]
+
+
+def test_summary_and_usage_errors(bootstrap: str, new_topic: NewTopic) -> None:
+    orders, payments = new_topic("orders"), new_topic("payments")
+    dlq_topic = new_topic("dlq")
+    produce(
+        bootstrap,
+        dlq_topic,
+        [
+            (None, b"1", dead(orders, 1, "RuntimeError: boom")),
+            (None, b"2", dead(orders, 2, "RuntimeError: other")),
+            (None, b"3", dead(orders, 3, "KeyError: 'sku'")),
+            (None, b"4", dead(payments, 4, "TimeoutError")),
+        ],
+    )
+    code, out, err = kretry(bootstrap, dlq_topic, "dlq", "summary", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["total"] == 4
+    assert summary["by_topic"] == {orders: 3, payments: 1}
+    assert {(e["topic"], e["error"]): e["count"] for e in summary["by_error"]} == {
+        (orders, "RuntimeError"): 2,
+        (orders, "KeyError"): 1,
+        (payments, "TimeoutError"): 1,
+    }
+    assert summary["oldest"] <= summary["newest"]
+    code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "summary")
+    assert out.splitlines()[0].startswith(f"DLQ {dlq_topic}: 4 records, oldest ")
+
+    code, _, err = kretry(bootstrap, "no-such-dlq-here", "dlq", "peek")
+    assert code == 6
+    assert "DLQ topic 'no-such-dlq-here' does not exist" in err
+    code, _, err = kretry(bootstrap, dlq_topic, "dlq", "replay", "--offset", "3-4")
+    assert code == 2
+    assert "expected PARTITION:OFFSET" in err
+    code, _, err = kretry(bootstrap, dlq_topic, "dlq", "replay")
+    assert code == 2
+    assert "one of the arguments --count --offset is required" in err

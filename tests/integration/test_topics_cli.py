@@ -1,0 +1,118 @@
+"""`kretry topics plan | create | check` and `kretry stats` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource, ResourceType
+
+from tests.integration.kit import create_topics, produce, unique
+from tests.integration.test_process import APP, app_env
+from tests.integration.workers import ROOT
+
+NewTopic = Callable[..., str]
+
+
+def kretry(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith("KRETRY_")}
+    full.update(env)
+    full["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kretry.cli", *args], env=full, cwd=ROOT, capture_output=True, timeout=60, check=False
+    )
+    return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+
+
+def topic_config(bootstrap: str, name: str, key: str) -> str:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, name)])
+    return str(next(iter(futures.values())).result(timeout=30)[key].value)
+
+
+def test_plan_create_check(bootstrap: str, new_topic: NewTopic, tmp_path: Path) -> None:
+    topic = new_topic("orders", partitions=3)
+    env = app_env(bootstrap, [topic], tmp_path / "l", delays="1m,2d")
+    dlq = env["APP_DLQ"]
+    create_topics(bootstrap, [f"{topic}_retry_1"], partitions=1)  # too narrow, made by someone else
+
+    code, out, err = kretry(env, "topics", "plan", APP)
+    assert code == 0, err
+    assert [line.split() for line in out.splitlines()] == [
+        ["TOPIC", "ROLE", "PARTITIONS", "RETENTION", "AT", "LEAST", "CLEANUP"],
+        [topic, "main", "3", "-", "-", "-"],
+        [f"{topic}_retry_1", "retry", "3", "7d", "1d", "delete"],
+        [f"{topic}_retry_2", "retry", "3", "7d", "4d", "delete"],
+        [dlq, "dlq", "3", "14d", "7d", "delete"],
+        [f"{dlq}.replayed", "ledger", "1", "-", "-", "compact"],
+    ]
+    code, out, _ = kretry(env, "topics", "plan", APP, "--json")
+    assert json.loads(out.splitlines()[2])["min_retention_ms"] == 4 * 86_400_000
+
+    code, out, _ = kretry(env, "topics", "check", APP)
+    assert code == 6
+    assert out.splitlines() == [
+        f"{topic}_retry_1: 1 partitions, fewer than the 3 of its main topic",
+        f"{topic}_retry_2: missing (retry topic; `kretry topics create` creates it)",
+        f"{dlq}: missing (dlq topic; `kretry topics create` creates it)",
+    ]
+
+    code, out, err = kretry(env, "topics", "create", APP)
+    assert code == 0, err
+    assert out.splitlines() == [
+        f"created {topic}_retry_2 (retry, 3 partitions, retention 7d)",
+        f"created {dlq} (dlq, 3 partitions, retention 14d)",
+        f"created {dlq}.replayed (ledger, 1 partitions, retention -)",
+    ]
+    assert topic_config(bootstrap, dlq, "retention.ms") == str(14 * 86_400_000)
+    assert topic_config(bootstrap, f"{dlq}.replayed", "cleanup.policy") == "compact"
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    entry = ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)
+    resource = ConfigResource(ResourceType.TOPIC, f"{topic}_retry_2", incremental_configs=[entry])
+    for future in admin.incremental_alter_configs([resource]).values():
+        future.result(timeout=30)
+    code, out, _ = kretry(env, "topics", "check", APP)
+    assert code == 6
+    assert out.splitlines() == [
+        f"{topic}_retry_1: 1 partitions, fewer than the 3 of its main topic",
+        f"{topic}_retry_2: retention.ms=3600000 (1h), below the 4d a retry topic needs",
+    ]
+
+
+def test_check_passes_after_create_and_missing_main_topic_fails(
+    bootstrap: str, new_topic: NewTopic, tmp_path: Path
+) -> None:
+    env = app_env(bootstrap, [new_topic("fine", partitions=2)], tmp_path / "l", delays="5s")
+    assert kretry(env, "topics", "create", APP)[0] == 0
+    code, out, _ = kretry(env, "topics", "check", APP)
+    assert (code, out) == (0, "ok: every retry topic, the DLQ and its ledger are as kretry needs them\n")
+
+    absent = unique("absent")
+    code, out, err = kretry(app_env(bootstrap, [absent], tmp_path / "l"), "topics", "plan", APP)
+    assert code == 6
+    assert f"main topic {absent} does not exist" in err
+
+
+def test_stats_shows_lag_age_and_dlq_depth(bootstrap: str, new_topic: NewTopic, tmp_path: Path) -> None:
+    topic = new_topic("stats", partitions=2)
+    env = app_env(bootstrap, [topic], tmp_path / "l", delays="1s")
+    assert kretry(env, "topics", "create", APP)[0] == 0
+    produce(bootstrap, topic, [(None, b"a", None)] * 3, partition=0)
+    produce(bootstrap, topic, [(None, b"b", None)] * 2, partition=1)
+    produce(bootstrap, env["APP_DLQ"], [(None, b"dead", None)], partition=1)
+
+    code, out, err = kretry(env, "stats", APP, "--json")
+    assert code == 0, err
+    stats = json.loads(out)
+    main, retry = stats["stages"]
+    assert (main["stage"], main["group"], main["lag"]) == ("main", env["APP_GROUP"], 5)
+    assert 0 <= main["oldest_age_s"] < 60
+    assert (retry["stage"], retry["lag"], retry["oldest_age_s"]) == ("retry_1", 0, None)
+    assert stats["dlq"] == {"topic": env["APP_DLQ"], "depth": 1}
+    code, out, _ = kretry(env, "stats", APP)
+    assert out.splitlines()[-1] == f"DLQ {env['APP_DLQ']}: 1 records"

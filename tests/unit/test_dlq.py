@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import pytest
+
+from kretry import dlq
+from kretry import headers as hdr
+from kretry.dlq import DeadRecord, LedgerEntry
+
+
+def record(
+    partition: int = 0,
+    offset: int = 0,
+    *,
+    ts: int = 1000,
+    origin: str | None = "orders",
+    error: str | None = "RuntimeError: boom",
+    replays: int | None = None,
+) -> DeadRecord:
+    state = hdr.State(origin_topic=origin, origin_partition=1, origin_offset=5, error=error, replays=replays)
+    return DeadRecord(partition, offset, ts, b"k", b"v", [("trace", b"1")], state)
+
+
+@pytest.mark.parametrize(("text", "expected"), [("0:42", (0, 42)), (" 3:0 ", (3, 0)), ("12:1234567", (12, 1234567))])
+def test_parse_position(text: str, expected: tuple[int, int]) -> None:
+    assert dlq.parse_position(text) == expected
+    assert dlq.parse_position(dlq.format_position(expected)) == expected
+
+
+@pytest.mark.parametrize("text", ["", "0", "0:", ":1", "a:1", "1:b", "-1:2", "1:-2", "1:2:3", "1.5:2"])
+def test_parse_position_refuses(text: str) -> None:
+    with pytest.raises(ValueError, match="expected PARTITION:OFFSET"):
+        dlq.parse_position(text)
+
+
+@pytest.mark.parametrize(
+    ("error", "kind"),
+    [
+        ("RuntimeError: boom", "RuntimeError"),
+        ("TimeoutError", "TimeoutError"),
+        ("a: b: c", "a"),
+        (None, "(none)"),
+        ("", "(none)"),
+        (": nothing before", "(none)"),
+    ],
+)
+def test_error_type(error: str | None, kind: str) -> None:
+    assert dlq.error_type(error) == kind
+
+
+def test_summarize_counts_by_topic_and_error_type() -> None:
+    summary = dlq.summarize(
+        [
+            record(offset=0, ts=300),
+            record(offset=1, ts=100, error="RuntimeError: other"),
+            record(offset=2, ts=200, error="KeyError: 'x'"),
+            record(offset=3, ts=250, origin="payments", error=None),
+            record(offset=4, ts=400, origin=None),
+        ]
+    )
+    assert summary.total == 5
+    assert summary.by_topic == {"orders": 3, "payments": 1, "(unknown)": 1}
+    assert summary.by_error == {
+        ("orders", "RuntimeError"): 2,
+        ("orders", "KeyError"): 1,
+        ("payments", "(none)"): 1,
+        ("(unknown)", "RuntimeError"): 1,
+    }
+    assert (summary.oldest, summary.newest) == (100, 400)
+    assert dlq.summarize([]).to_json() == {"total": 0, "by_topic": {}, "by_error": [], "oldest": None, "newest": None}
+
+
+def test_matches_and_oldest_first() -> None:
+    a, b, c = record(0, 0, ts=30), record(1, 0, ts=10, origin="pay", error="ValueError: x"), record(0, 1, ts=20)
+    assert dlq.matches(a)
+    assert not dlq.matches(a, origin_topic="pay")
+    assert dlq.matches(b, error="valueerror")
+    assert not dlq.matches(a, error="valueerror")
+    assert dlq.oldest_first([a, b, c], 2) == [b, c]
+
+
+def test_refusal() -> None:
+    topics = {"orders": 3}
+    ledger = {"0:0": LedgerEntry(timestamp=1000, topic="orders", replays=1, at=0)}
+    assert dlq.refusal(record(0, 0), ledger, topics, 3) == "already replayed to orders at 1970-01-01T00:00:00.000Z"
+    # Same position, another record (the DLQ was re-created): not the one the ledger marks.
+    assert dlq.refusal(record(0, 0, ts=999), ledger, topics, 3) is None
+    assert dlq.refusal(record(0, 1, origin=None), ledger, topics, 3) == "no kretry-origin-topic header"
+    assert dlq.refusal(record(0, 1, origin="gone"), ledger, topics, 3) == "origin topic 'gone' does not exist"
+    assert dlq.refusal(record(0, 1, replays=2), ledger, topics, 3) is None
+    assert dlq.refusal(record(0, 1, replays=3), ledger, topics, 3) == "replayed 3 times already (--max-replays 3)"
+    assert dlq.refusal(record(0, 1), ledger, topics, 0) == "replayed 0 times already (--max-replays 0)"
+
+
+def test_replay_headers_keep_the_producers_and_count_one_more() -> None:
+    assert dlq.replay_headers(record()) == [("trace", b"1"), (hdr.REPLAYS, b"1")]
+    assert dlq.replay_headers(record(replays=2)) == [("trace", b"1"), (hdr.REPLAYS, b"3")]
+
+
+@pytest.mark.parametrize(
+    ("start", "scanned", "cursor"),
+    [
+        (0, [], 0),
+        (5, [(5, True), (6, True), (7, False), (8, True)], 7),
+        (5, [(5, False), (6, True)], 5),
+        (5, [(5, True), (6, True)], 7),
+        (0, [(3, True)], 4),  # offsets below 3 were compacted or deleted: nothing there to wait for
+    ],
+)
+def test_advance(start: int, scanned: list[tuple[int, bool]], cursor: int) -> None:
+    assert dlq.advance(start, scanned) == cursor
+
+
+def test_names() -> None:
+    assert dlq.ledger_topic("dead_letter_queue") == "dead_letter_queue.replayed"
+    assert dlq.replay_group("dead_letter_queue") == "kretry-replay.dead_letter_queue"
+
+
+def test_to_json_is_readable_text() -> None:
+    r = DeadRecord(2, 7, 1_700_000_000_123, None, b"\xff", [], hdr.State(origin_topic="o", attempt=3, replays=1))
+    j = r.to_json()
+    assert j["dlq"] == "2:7"
+    assert j["key"] is None
+    assert j["value"] == "\\xff"
+    assert j["time"] == "2023-11-14T22:13:20.123Z"
+    assert (j["attempt"], j["replays"]) == (3, 1)
