@@ -25,7 +25,8 @@ def _write(msg: Message, ok: bool) -> None:
             "partition": msg.partition,
             "offset": msg.offset,
             "attempt": msg.attempt,
-            "value": (msg.value or b"").decode(),
+            "key": (msg.key or b"").decode(errors="replace"),
+            "value": (msg.value or b"").decode(errors="replace"),
             "ok": ok,
             "at": time.time(),
         }
@@ -38,7 +39,7 @@ def _write(msg: Message, ok: bool) -> None:
 
 
 def handle(msg: Message) -> None:
-    value = (msg.value or b"").decode()
+    value = (msg.value or b"").decode(errors="replace")
     if value.startswith("slow-"):
         time.sleep(SLOW)
     failing = value.startswith("poison-") or (value.startswith("fail-") and msg.attempt < int(value.split("-")[1]))

@@ -1,0 +1,73 @@
+"""bench/results/latest.json and latest.md from the figures of one `make bench`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# key, label, unit, target (text), passes(value) or None
+ROWS: list[tuple[str, str, str, str, Any]] = [
+    ("main_path_ratio", "1. Main path: kretry / bare throughput", "x", ">= 0.9", lambda v: v >= 0.9),
+    ("retry_path_ratio", "2. Retry path (3 hops): kretry / bare", "x", ">= 0.8", lambda v: v >= 0.8),
+    ("lateness_p50_ms", "3. Delay lateness p50", "ms", "", None),
+    ("lateness_p99_ms", "3. Delay lateness p99", "ms", "< 100", lambda v: v < 100),
+    ("lateness_max_ms", "3. Delay lateness max", "ms", "", None),
+    ("hol_ratio", "4. Head-of-line: healthy rps, kretry / blocking", "x", "", None),
+    ("backlog_rss_mb", "5. Backlog: worker RSS after 60 s", "MB", "< 150", lambda v: v < 150),
+    ("backlog_rss_growth_mb", "5. Backlog: RSS growth over 60 s", "MB", "flat", lambda v: abs(v) < 5),
+    ("startup_s", "6. Start-up to every stage assigned (median)", "s", "", None),
+]
+
+
+def git(*args: str) -> str:
+    done = subprocess.run(["git", *args], capture_output=True, text=True, cwd=RESULTS.parent.parent, check=False)
+    return done.stdout.strip()
+
+
+def provenance() -> dict[str, Any]:
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--", "kretry"))}
+
+
+def _fmt(value: float) -> str:
+    return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+
+
+def markdown(data: dict[str, Any]) -> str:
+    lines = [
+        f"# kretry bench — {data['date']}",
+        "",
+        f"commit `{data['commit'][:12]}`{' (kretry/ modified)' if data['dirty'] else ''}, "
+        f"bench took {data['bench_seconds']:.0f} s. Ratios are against a bare confluent-kafka loop in the same run.",
+        "",
+        "| figure | value | target | met |",
+        "|---|---:|---|---|",
+    ]
+    for key, label, unit, target, passes in ROWS:
+        value = data.get(key)
+        if value is None:
+            lines.append(f"| {label} | not measured | {target} | |")
+            continue
+        met = "" if passes is None else ("yes" if passes(value) else "**no**")
+        lines.append(f"| {label} | {_fmt(value)} {unit} | {target} | {met} |")
+    lines += ["", "Raw rates (records/s):", ""]
+    for key in sorted(k for k in data if k.endswith("_rps")):
+        lines.append(f"- `{key}`: {data[key]:,.0f}")
+    notes = data.get("notes", [])
+    errors = data.get("errors", {})
+    if notes or errors:
+        lines += ["", "Notes:", ""]
+        lines += [f"- {n}" for n in notes]
+        lines += [f"- {name} failed: {err}" for name, err in errors.items()]
+    return "\n".join(lines) + "\n"
+
+
+def write(data: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / "latest.json"
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    (RESULTS / "latest.md").write_text(markdown(data))
+    return path

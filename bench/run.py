@@ -1,0 +1,62 @@
+"""`make bench`: every benchmark in turn on the local broker, then bench/results/latest.{json,md}."""
+
+from __future__ import annotations
+
+import datetime
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from bench import backlog, delay, hol, main_path, report, retry_path, startup
+from bench.common import quiet_kretry_logs
+
+BENCHES: list[tuple[str, Callable[[], dict[str, Any]]]] = [
+    ("main_path", lambda: main_path.run()),
+    ("retry_path", lambda: retry_path.run()),
+    ("delay", lambda: delay.run()),
+    ("hol", lambda: hol.run()),
+    ("backlog", lambda: backlog.run()),
+    ("startup", lambda: startup.run()),
+]
+
+NOTES = [
+    f"main path: {main_path.RUNS} interleaved runs each (bare, kretry, ...), fresh consumer group per run; "
+    "rate = records / (first record consumed -> last handled).",
+    f"retry path: {retry_path.RUNS} interleaved runs each, fresh topics per run; end = DLQ high watermarks "
+    "reach the record count (every forward acknowledged).",
+    f"head-of-line: kretry over {hol.KRETRY_RECORDS:,} records, the blocking loop over {hol.BARE_RECORDS:,} "
+    "(each failure costs it 5 s; its rate does not depend on the count).",
+    "in-process workers log as `kretry run` does (JSON, INFO), rendered into /dev/null.",
+]
+
+
+def main(only: list[str]) -> int:
+    quiet_kretry_logs()
+    started = time.monotonic()
+    data: dict[str, Any] = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    data.update(report.provenance())
+    errors: dict[str, str] = {}
+    for name, bench in BENCHES:
+        if only and name not in only:
+            continue
+        t = time.monotonic()
+        print(f"bench: {name} ...", flush=True)
+        try:
+            data.update(bench())
+        except Exception as exc:
+            traceback.print_exc()
+            errors[name] = f"{type(exc).__name__}: {exc}"
+        data[f"{name}_seconds"] = time.monotonic() - t
+        print(f"bench: {name} done in {data[f'{name}_seconds']:.0f} s", flush=True)
+    data["bench_seconds"] = time.monotonic() - started
+    data["notes"], data["errors"] = NOTES, errors
+    path = report.write(data)
+    print(report.markdown(data))
+    print(f"written: {path}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
