@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
 from kretry.headers import Headers
 
 RESEND_BACKOFF = 1.0
+UNASSIGNED = -1  # librdkafka's RD_KAFKA_PARTITION_UA: the partitioner chooses
 
 # Errors no resend can cure: the record or its topic is wrong for the broker, or we may not write there.
 PERMANENT = frozenset(
@@ -35,8 +35,7 @@ PERMANENT = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Outgoing:
+class Outgoing(NamedTuple):
     topic: str
     key: bytes | None
     value: bytes | None
@@ -85,18 +84,17 @@ class Forwarder:
             else:
                 self._failed(out, err, done)
 
-        kwargs: dict[str, Any] = {
-            "key": out.key,
-            "value": out.value,
-            "headers": out.headers,
-            "on_delivery": on_delivery,
-        }
         partition = self._partition_for(out)
-        if partition is not None:
-            kwargs["partition"] = partition
         while True:
             try:
-                self._producer.produce(out.topic, **kwargs)
+                self._producer.produce(
+                    out.topic,
+                    out.value,
+                    out.key,
+                    partition=UNASSIGNED if partition is None else partition,
+                    on_delivery=on_delivery,
+                    headers=out.headers,  # type: ignore[arg-type]  # the stub's list type is invariant
+                )
                 return
             except BufferError:
                 # The local queue is full: serve acknowledgements until there is room, never drop.

@@ -7,7 +7,7 @@ nothing accumulates. Reading them never raises: a missing or corrupt value reads
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 PREFIX = "kretry-"
 ORIGIN_TOPIC = "kretry-origin-topic"
@@ -63,8 +63,7 @@ def _int(ours: dict[str, bytes], name: str) -> int | None:
     return value if value >= 0 else None
 
 
-@dataclass(frozen=True)
-class Origin:
+class Origin(NamedTuple):
     """Where a record first failed: set once, copied on every later hop."""
 
     topic: str
@@ -73,8 +72,7 @@ class Origin:
     timestamp: int
 
 
-@dataclass(frozen=True)
-class State:
+class State(NamedTuple):
     """kretry's headers as read from a record; every field is None when absent or unreadable."""
 
     origin_topic: str | None = None
@@ -86,6 +84,15 @@ class State:
     error: str | None = None
     group: str | None = None
     replays: int | None = None
+
+
+def due_at(headers: RawHeaders) -> int | None:
+    """Only ``kretry-due-at``: the one header a retry stage reads for every record it takes."""
+    found = None
+    for name, value in headers or ():
+        if name == DUE_AT:
+            found = value
+    return None if found is None else _int({DUE_AT: found}, DUE_AT)
 
 
 def read(ours: dict[str, bytes]) -> State:
@@ -136,17 +143,19 @@ def build(
     replays: int | None,
 ) -> Headers:
     """The headers of a forwarded record: the producer's own first, unchanged, then kretry's, fresh."""
-    ours = [
-        (ORIGIN_TOPIC, origin.topic),
-        (ORIGIN_PARTITION, str(origin.partition)),
-        (ORIGIN_OFFSET, str(origin.offset)),
-        (ORIGIN_TIMESTAMP, str(origin.timestamp)),
-        (ATTEMPT, str(attempt)),
-        (ERROR, error),
-        (GROUP, group),
+    # Built on every forwarded record: bytes formatting straight away, no intermediate strings.
+    out = [
+        *user,
+        (ORIGIN_TOPIC, origin.topic.encode("utf-8")),
+        (ORIGIN_PARTITION, b"%d" % origin.partition),
+        (ORIGIN_OFFSET, b"%d" % origin.offset),
+        (ORIGIN_TIMESTAMP, b"%d" % origin.timestamp),
+        (ATTEMPT, b"%d" % attempt),
+        (ERROR, error.encode("utf-8")),
+        (GROUP, group.encode("utf-8")),
     ]
     if due_at is not None:
-        ours.append((DUE_AT, str(due_at)))
+        out.append((DUE_AT, b"%d" % due_at))
     if replays:
-        ours.append((REPLAYS, str(replays)))
-    return [*user, *((name, value.encode("utf-8")) for name, value in ours)]
+        out.append((REPLAYS, b"%d" % replays))
+    return out

@@ -1,40 +1,107 @@
-"""Prometheus metrics, in a registry of each worker's own: labels are topic (the main topic), stage, outcome."""
+"""Prometheus metrics, in a registry of each worker's own: labels are topic (the main topic), stage, outcome.
+
+Each stage counts into plain integers of its own, from its own thread, with no lock; a collector reads them at
+scrape time. A prometheus_client Counter or Histogram takes a lock on every update, which on the per-record
+path cost more than the rest of kretry's own work together.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from bisect import bisect_left
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 OUTCOMES = ("success", "retried", "dead_lettered", "dropped", "forward_failed")
+HANDLER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class Buckets:
+    """A histogram's counts; ``counts[i]`` holds observations up to ``bounds[i]``, the last one the rest."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.sum = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.sum += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        total = 0
+        out: list[tuple[str, float]] = []
+        for bound, count in zip((*map(str, self.bounds), "+Inf"), list(self.counts), strict=True):
+            total += count
+            out.append((bound, total))
+        return out
+
+
+class StageStats:
+    """What one stage did, written only by the stage's own thread."""
+
+    __slots__ = (
+        "dead_lettered",
+        "dropped",
+        "forward_failed",
+        "handler",
+        "lateness",
+        "paused",
+        "retried",
+        "stage",
+        "success",
+        "topic",
+    )
+
+    def __init__(self, topic: str, stage: str) -> None:
+        self.topic, self.stage = topic, stage
+        self.success = self.retried = self.dead_lettered = self.dropped = self.forward_failed = 0
+        self.paused = 0
+        self.handler = Buckets(HANDLER_BUCKETS)
+        self.lateness = Buckets(LATENESS_BUCKETS)
+
+
+class _StageCollector(Collector):
+    def __init__(self, stages: list[StageStats]) -> None:
+        self._stages = stages
+
+    def collect(self) -> Iterator[Metric]:
+        messages = CounterMetricFamily(
+            "kretry_messages", "Records handled, by outcome", labels=["topic", "stage", "outcome"]
+        )
+        handler = HistogramMetricFamily(
+            "kretry_handler_seconds",
+            "Time spent in the handler, every try of a record together",
+            labels=["topic", "stage"],
+        )
+        lateness = HistogramMetricFamily(
+            "kretry_delay_lateness_seconds",
+            "How late a delayed record was handled: handled minus due",
+            labels=["topic", "stage"],
+        )
+        paused = GaugeMetricFamily(
+            "kretry_paused_partitions", "Partitions paused until their next record is due", labels=["topic", "stage"]
+        )
+        for s in list(self._stages):
+            labels = [s.topic, s.stage]
+            for outcome in OUTCOMES:
+                messages.add_metric([*labels, outcome], getattr(s, outcome))
+            for family, buckets in ((handler, s.handler), (lateness, s.lateness)):
+                family.add_metric(labels, buckets.cumulative(), sum_value=buckets.sum)
+            paused.add_metric(labels, s.paused)
+        yield from (messages, handler, lateness, paused)
 
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
-        self.messages = Counter(
-            "kretry_messages",
-            "Records handled, by outcome",
-            ["topic", "stage", "outcome"],
-            registry=self.registry,
-        )
-        self.handler_seconds = Histogram(
-            "kretry_handler_seconds",
-            "Time spent in the handler",
-            ["topic", "stage"],
-            registry=self.registry,
-        )
-        self.lateness = Histogram(
-            "kretry_delay_lateness_seconds",
-            "How late a delayed record was handled: handled minus due",
-            ["topic", "stage"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
-            registry=self.registry,
-        )
-        self.paused = Gauge(
-            "kretry_paused_partitions",
-            "Partitions paused until their next record is due",
-            ["topic", "stage"],
-            registry=self.registry,
-        )
+        self._stages: list[StageStats] = []
+        self.registry.register(_StageCollector(self._stages))
         self.kafka_errors = Counter(
             "kretry_kafka_errors",
             "Errors reported by the Kafka client",
@@ -47,6 +114,15 @@ class Metrics:
             ["topic", "stage"],
             registry=self.registry,
         )
+
+    def stage(self, topic: str, stage: str) -> StageStats:
+        """The counters of one stage, created on first use."""
+        for existing in self._stages:
+            if (existing.topic, existing.stage) == (topic, stage):
+                return existing
+        stats = StageStats(topic, stage)
+        self._stages.append(stats)
+        return stats
 
     def count(self, topic: str, stage: str, outcome: str) -> int:
         """The current value of one counter, for tests and the demo."""

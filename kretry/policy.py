@@ -66,7 +66,7 @@ def _give_up(policy: Policy, reason: str) -> Decision:
 
 def classify(policy: Policy, exc: BaseException) -> str | None:
     """The reason a failure must not be retried, or None when it may be."""
-    chain = list(causes(exc))
+    chain = (exc,) if exc.__cause__ is None else tuple(causes(exc))
     if any(isinstance(e, DeserializationError) for e in chain):
         return "deserialization"
     if any(isinstance(e, NonRetryable) for e in chain):

@@ -144,3 +144,20 @@ def test_headers_do_not_accumulate_over_hops() -> None:
     _, ours = hdr.split(second)
     assert hdr.read(ours).attempt == 2
     assert hdr.read(ours).due_at is None
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        (None, None),
+        ([], None),
+        ([("kretry-due-at", b"1700000000000")], 1_700_000_000_000),
+        ([("kretry-due-at", b"1"), ("kretry-due-at", b"2")], 2),
+        ([("kretry-due-at", b"\xff")], None),
+        ([("kretry-due-at", b"-5")], None),
+        ([("kretry-due-at", None)], None),
+        ([("other", b"5")], None),
+    ],
+)
+def test_due_at_reads_only_its_header(headers: list[tuple[str, bytes | None]] | None, expected: int | None) -> None:
+    assert hdr.due_at(headers) == expected
