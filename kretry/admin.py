@@ -17,25 +17,27 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+import structlog
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
-    AlterConfigOpType,
     ClusterMetadata,
-    ConfigEntry,
     ConfigResource,
+    NewTopic,
     ResourceType,
 )
 
-from kretry import config, dlq, worker
+from kretry import config, dlq
 from kretry.errors import BrokerUnavailable, TopologyError
 from kretry.retrier import Retrier
 from kretry.stage import stage_label
 from kretry.topology import TopicPlan, plan_topics
+
+log = structlog.get_logger("kretry")
 
 DAY_MS = 86_400_000
 RETRY_MIN_MS = DAY_MS
@@ -54,6 +56,15 @@ class TopicNeed:
     retention_ms: int | None  # what to create it with; None: not kretry's to set
     min_retention_ms: int | None  # what `check` accepts at least
     cleanup: str | None  # "delete" | "compact"; None for main topics
+
+    def topic_config(self) -> dict[str, str]:
+        """The configs kretry creates the topic with."""
+        conf = {}
+        if self.retention_ms is not None:
+            conf["retention.ms"] = str(self.retention_ms)
+        if self.cleanup is not None:
+            conf["cleanup.policy"] = self.cleanup
+        return conf
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -180,6 +191,39 @@ class Cluster:
         return out
 
 
+def create_topics(admin: AdminClient, todo: Iterable[TopicNeed], timeout: float = 30.0) -> None:
+    """Create topics with their retention and cleanup policy, accepting ones another worker created meanwhile,
+    and wait until every partition has a leader."""
+    todo = list(todo)
+    if not todo:
+        return
+    futures = admin.create_topics(
+        [NewTopic(n.name, num_partitions=n.partitions, replication_factor=-1, config=n.topic_config()) for n in todo],
+        operation_timeout=timeout,
+    )
+    for name, future in futures.items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise TopologyError(f"creating topic {name!r} failed: {exc.args[0].str()}") from None
+        else:
+            log.info("topic created", topic=name)
+    deadline = time.monotonic() + timeout
+    names = {n.name for n in todo}
+    while time.monotonic() < deadline:
+        meta = admin.list_topics(timeout=10)
+        if all(
+            n in meta.topics
+            and meta.topics[n].partitions
+            and all(p.leader >= 0 for p in meta.topics[n].partitions.values())
+            for n in names
+        ):
+            return
+        time.sleep(0.1)
+    raise TopologyError(f"topics {sorted(names)} have no leader {timeout:.0f}s after being created")
+
+
 def plan(retrier: Retrier) -> list[TopicNeed]:
     return Cluster(retrier).needs()
 
@@ -199,22 +243,7 @@ def create(retrier: Retrier) -> list[TopicNeed]:
     """Create the missing retry topics, DLQ and ledger, with their retention; return what was created."""
     cluster = Cluster(retrier)
     todo = [n for n in cluster.needs() if n.role != "main" and cluster.width(n.name) is None]
-    plain = [n for n in todo if n.role != LEDGER_ROLE]
-    if plain:
-        worker.create(cluster.admin, [TopicPlan(n.name, n.partitions, n.role, n.source) for n in plain])
-        resources = [
-            ConfigResource(
-                ResourceType.TOPIC,
-                n.name,
-                incremental_configs=[
-                    ConfigEntry("retention.ms", str(n.retention_ms), incremental_operation=AlterConfigOpType.SET)
-                ],
-            )
-            for n in plain
-            if n.retention_ms is not None
-        ]
-        for future in cluster.admin.incremental_alter_configs(resources).values():
-            future.result(timeout=30)
+    create_topics(cluster.admin, [n for n in todo if n.role != LEDGER_ROLE])
     for n in todo:
         if n.role == LEDGER_ROLE and retrier.dlq_topic is not None:
             dlq.ensure_ledger(cluster.admin, retrier.dlq_topic)

@@ -180,9 +180,10 @@ def consumer_conf(settings: Settings, group: str, *, main: bool) -> dict[str, An
     if not main:
         # A retry topic holds only records that already failed once: always read it from its start.
         conf["auto.offset.reset"] = "earliest"
-        # A resumed partition is fetched only once the outstanding long-poll fetch returns; this bounds
-        # how late a due record can be.
-        conf.setdefault("fetch.wait.max.ms", 50)
+        # A resumed partition is fetched only once the outstanding long-poll fetch returns, so this bounds how
+        # late a due record can be. Measured (make bench, 10k records, 2 s delay): p99 lateness 170 ms at 50 ms,
+        # 25 ms here, 13 ms at 10 ms; an idle, unpaused retry consumer sends one fetch per this interval.
+        conf.setdefault("fetch.wait.max.ms", 25)
     conf.setdefault("auto.offset.reset", "earliest")
     conf.update({"group.id": group, "enable.auto.offset.store": False, "enable.auto.commit": True})
     return conf

@@ -9,19 +9,18 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterable
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, ClusterMetadata, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka import Consumer, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, ClusterMetadata  # type: ignore[attr-defined]
 
 from kretry import config
+from kretry.admin import LEDGER_ROLE, create_topics, needs
 from kretry.errors import BrokerUnavailable, ConfigError, KafkaFatalError, TopologyError
 from kretry.metrics import Metrics
 from kretry.retrier import Retrier
 from kretry.stage import Stage
-from kretry.topology import TopicPlan, missing, plan_topics
 
 log = structlog.get_logger("kretry")
 
@@ -55,8 +54,7 @@ class Worker:
         settings = self.retrier.settings
         admin = self._client(AdminClient, config.admin_conf(settings))
         meta = self._metadata(admin)
-        plans = self._ensure_topics(admin, meta)
-        widths = {p.name: p.partitions for p in plans}
+        widths = self._ensure_topics(admin, meta)
         producer_conf = config.producer_conf(settings)
         self._client(Producer, producer_conf)
         for spec in self.retrier.stages():
@@ -96,7 +94,8 @@ class Worker:
                 f"no answer from the Kafka cluster at {bootstrap} within {self.startup_timeout:.0f}s: {exc}"
             ) from None
 
-    def _ensure_topics(self, admin: AdminClient, meta: ClusterMetadata) -> list[TopicPlan]:
+    def _ensure_topics(self, admin: AdminClient, meta: ClusterMetadata) -> dict[str, int]:
+        """Create the missing retry topics and DLQ; return how wide every topic of the retrier is."""
         handlers = self.retrier.handlers
         absent = [t for t in handlers if t not in meta.topics or meta.topics[t].error is not None]
         if absent:
@@ -105,22 +104,19 @@ class Worker:
                 f"{self.retrier.settings.bootstrap_servers}; kretry creates retry topics and the DLQ, "
                 "never the topics it reads from"
             )
-        plans = plan_topics(
-            {t: len(meta.topics[t].partitions) for t in handlers},
-            {t: s.policy.retries for t, s in handlers.items()},
-            {t: s.retry_pattern for t, s in handlers.items()},
-            self.retrier.dlq_topic,
-        )
-        todo = missing(plans, meta.topics)
+        wanted = [
+            n
+            for n in needs(self.retrier, {t: len(meta.topics[t].partitions) for t in handlers})
+            if n.role != LEDGER_ROLE  # the replay ledger is made by the first replay, not by the worker
+        ]
+        todo = [n for n in wanted if n.name not in meta.topics]
         if todo and not self.create_topics:
             raise TopologyError(
                 "missing topics (run without --no-create-topics, or `kretry topics create`): "
-                + ", ".join(p.name for p in todo)
+                + ", ".join(n.name for n in todo)
             )
-        if todo:
-            create(admin, todo)
-        existing = {p.name: len(meta.topics[p.name].partitions) for p in plans if p.name in meta.topics}
-        return [TopicPlan(p.name, existing.get(p.name, p.partitions), p.role, p.source) for p in plans]
+        create_topics(admin, todo)
+        return {n.name: len(meta.topics[n.name].partitions) if n.name in meta.topics else n.partitions for n in wanted}
 
     # -- running --------------------------------------------------------------------------------------------
 
@@ -174,32 +170,3 @@ class Worker:
     def ready(self) -> bool:
         """Every stage has had its assignment."""
         return bool(self.stages) and all(s.assigned is not None for s in self.stages)
-
-
-def create(admin: AdminClient, plans: Iterable[TopicPlan], timeout: float = 30.0) -> None:
-    """Create topics, accepting ones another worker created meanwhile, and wait until they have leaders."""
-    plans = list(plans)
-    futures = admin.create_topics(
-        [NewTopic(p.name, num_partitions=p.partitions, replication_factor=-1) for p in plans],
-        operation_timeout=timeout,
-    )
-    for name, future in futures.items():
-        try:
-            future.result()
-        except KafkaException as exc:
-            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
-                raise TopologyError(f"creating topic {name!r} failed: {exc.args[0].str()}") from None
-        log.info("topic created", topic=name)
-    deadline = time.monotonic() + timeout
-    names = {p.name for p in plans}
-    while time.monotonic() < deadline:
-        meta = admin.list_topics(timeout=10)
-        if all(
-            n in meta.topics
-            and meta.topics[n].partitions
-            and all(p.leader >= 0 for p in meta.topics[n].partitions.values())
-            for n in names
-        ):
-            return
-        time.sleep(0.1)
-    raise TopologyError(f"topics {sorted(names)} have no leader {timeout:.0f}s after being created")

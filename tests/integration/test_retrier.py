@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from kretry import Message, Retrier
 from kretry import headers as hdr
@@ -251,7 +252,6 @@ def test_a_handler_exception_never_stops_the_stage(bootstrap: str, new_topic: Ne
 def test_retry_topics_and_dlq_are_created_as_wide_as_needed(
     bootstrap: str, new_topic: NewTopic, partitions: int
 ) -> None:
-    from confluent_kafka.admin import AdminClient
 
     topic = new_topic("wide", partitions=partitions)
     retrier = make_retrier(bootstrap)
@@ -260,9 +260,16 @@ def test_retry_topics_and_dlq_are_created_as_wide_as_needed(
     with running(retrier):
         pass
 
-    meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    meta = admin.list_topics(timeout=10)
     for name in (f"{topic}_retry_1", f"{topic}_retry_2", retrier.dlq_topic or ""):
         assert len(meta.topics[name].partitions) == partitions
+    # Created with the retention `kretry topics plan` shows: a week for retry topics, two for the DLQ.
+    resources = [ConfigResource(ResourceType.TOPIC, n) for n in (f"{topic}_retry_1", retrier.dlq_topic or "")]
+    configs = {r.name: f.result(30) for r, f in admin.describe_configs(resources).items()}
+    assert configs[f"{topic}_retry_1"]["retention.ms"].value == str(7 * 86_400_000)
+    assert configs[retrier.dlq_topic or ""]["retention.ms"].value == str(14 * 86_400_000)
+    assert configs[retrier.dlq_topic or ""]["cleanup.policy"].value == "delete"
 
 
 def test_a_backlog_not_yet_due_at_assignment_is_handled_when_due(bootstrap: str, new_topic: NewTopic) -> None:

@@ -150,7 +150,7 @@ def test_auto_offset_reset(main: bool) -> None:
 
 
 def test_retry_stage_bounds_the_fetch_wait() -> None:
-    assert config.consumer_conf(_settings(), "g", main=False)["fetch.wait.max.ms"] == 50
+    assert config.consumer_conf(_settings(), "g", main=False)["fetch.wait.max.ms"] == 25
 
 
 def test_producer_conf() -> None:
