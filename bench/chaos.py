@@ -202,6 +202,9 @@ def scale(bootstrap: str, work: Path, out: Outcome) -> None:
     feeder.join(120)
     out.lost, out.duplicates, where = settle(run, records, timeout=180)
     out.records = len(records)
+    # Offsets are committed a moment after a record is done: give the last ones time before calling them stuck.
+    with suppress(AssertionError):
+        wait_until(lambda: not stuck_partitions(run), timeout=20, interval=1.0, what="every stage committed")
     stuck = stuck_partitions(run)
     out.notes.append(f"outcomes: {dict(where)}; partitions not drained (stuck paused): {stuck}")
     code = stop(first)

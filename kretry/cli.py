@@ -104,51 +104,35 @@ def _common(app: str) -> argparse.ArgumentParser:
     return parent
 
 
+def _ops_command(parent: Any, name: str, common: argparse.ArgumentParser, help: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = parent.add_parser(
+        name,
+        parents=[common],
+        help=help,
+        epilog=OPS_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
 def _ops_parsers(sub: Any) -> None:
-    fmt = argparse.RawDescriptionHelpFormatter
     required, optional = _common("required"), _common("optional")
     topics = sub.add_parser("topics", help="the topics a Retrier needs: plan, create, check").add_subparsers(
         dest="action", required=True
     )
-    topics.add_parser(
-        "plan", parents=[required], help="list every topic kretry needs", epilog=OPS_EXIT_CODES, formatter_class=fmt
-    )
-    topics.add_parser(
-        "create",
-        parents=[required],
-        help="create the missing retry topics, DLQ and replay ledger",
-        epilog=OPS_EXIT_CODES,
-        formatter_class=fmt,
-    )
-    topics.add_parser(
-        "check",
-        parents=[required],
-        help="check partitions, retention and cleanup policy",
-        epilog=OPS_EXIT_CODES,
-        formatter_class=fmt,
-    )
+    _ops_command(topics, "plan", required, "list every topic kretry needs")
+    _ops_command(topics, "create", required, "create the missing retry topics, DLQ and replay ledger")
+    _ops_command(topics, "check", required, "check partitions, retention and cleanup policy")
 
     dlq_cmd = sub.add_parser("dlq", help="peek into, replay and summarise the DLQ").add_subparsers(
         dest="action", required=True
     )
-    peek = dlq_cmd.add_parser(
-        "peek",
-        parents=[optional],
-        help="show DLQ records not yet replayed (read-only)",
-        epilog=OPS_EXIT_CODES,
-        formatter_class=fmt,
-    )
+    peek = _ops_command(dlq_cmd, "peek", optional, "show DLQ records not yet replayed (read-only)")
     peek.add_argument("--count", type=_positive, default=10, help="how many records (default 10)")
     peek.add_argument("--origin-topic", help="only records that failed on this topic")
     peek.add_argument("--error", help="only records whose kretry-error contains this text (any case)")
     peek.add_argument("--all", action="store_true", help="include records already replayed")
-    replay = dlq_cmd.add_parser(
-        "replay",
-        parents=[optional],
-        help="put DLQ records back on their origin topic",
-        epilog=OPS_EXIT_CODES,
-        formatter_class=fmt,
-    )
+    replay = _ops_command(dlq_cmd, "replay", optional, "put DLQ records back on their origin topic")
     which = replay.add_mutually_exclusive_group(required=True)
     which.add_argument("--count", type=_positive, help="the oldest N records not yet replayed")
     which.add_argument(
@@ -162,21 +146,8 @@ def _ops_parsers(sub: Any) -> None:
         default=dlq.DEFAULT_MAX_REPLAYS,
         help=f"refuse records replayed this many times already (default {dlq.DEFAULT_MAX_REPLAYS})",
     )
-    dlq_cmd.add_parser(
-        "summary",
-        parents=[optional],
-        help="counts by origin topic and error type",
-        epilog=OPS_EXIT_CODES,
-        formatter_class=fmt,
-    )
-
-    sub.add_parser(
-        "stats",
-        parents=[required],
-        help="lag and oldest waiting record per stage; DLQ depth",
-        epilog=OPS_EXIT_CODES,
-        formatter_class=fmt,
-    )
+    _ops_command(dlq_cmd, "summary", optional, "counts by origin topic and error type")
+    _ops_command(sub, "stats", required, "lag and oldest waiting record per stage; DLQ depth")
 
 
 def _positive(text: str) -> int:

@@ -137,7 +137,7 @@ def test_consumer_conf_main_stage() -> None:
     assert conf["bootstrap.servers"] == "127.0.0.1:9092"
     assert conf["group.id"] == "svc"
     assert (conf["enable.auto.offset.store"], conf["enable.auto.commit"]) == (False, True)
-    assert (conf["auto.offset.reset"], conf["auto.commit.interval.ms"]) == ("earliest", 1000)
+    assert (conf["auto.offset.reset"], conf["auto.commit.interval.ms"]) == ("earliest", 250)
     assert "fetch.wait.max.ms" not in conf
 
 
