@@ -179,6 +179,10 @@ def consumer_conf(settings: Settings, group: str, *, main: bool) -> dict[str, An
     # What a kill -9 hands to the next owner again: the records stored since the last commit. Spring commits
     # after every poll; a quarter second costs a few small requests a second and bounds the duplicates.
     conf.setdefault("auto.commit.interval.ms", 250)
+    # Once its local queue is full, librdkafka waits this long before fetching again (1 s by default), and a
+    # stage that drained the queue sits idle meanwhile. Measured (make bench, 200k records): 170k -> ~580k
+    # records/s on the main path.
+    conf.setdefault("fetch.queue.backoff.ms", 100)
     if not main:
         # A retry topic holds only records that already failed once: always read it from its start.
         conf["auto.offset.reset"] = "earliest"

@@ -11,6 +11,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from time import perf_counter
 from typing import Any
 
 from kretry.errors import RetryLater
@@ -50,24 +51,32 @@ class Dispatcher:
         )
 
     def call(self, raw: Any) -> BaseException | None:
+        # The per-record path of every sync stage: attribute lookups hoisted, the common case first.
+        spec = self.spec
         try:
-            msg = self.message(raw)
+            msg = Message(raw, self.attempt, spec.topic) if spec.value_deserializer is None else self.message(raw)
         except DeserializationError as exc:
             return exc
-        tries = 0
-        started = time.perf_counter()
+        started = perf_counter()
         try:
-            while True:
-                try:
-                    self.spec.func(msg)
-                    return None
-                except Exception as exc:
-                    if not self._again(tries, exc):
-                        return exc
-                tries += 1
-                time.sleep(self.spec.local_backoff)  # bounded at registration: local_retries x local_backoff
-        finally:
-            self._observe(time.perf_counter() - started)
+            spec.func(msg)
+            outcome: BaseException | None = None
+        except Exception as exc:
+            outcome = self._retry_in_place(msg, exc) if spec.local_retries else exc
+        self._observe(perf_counter() - started)
+        return outcome
+
+    def _retry_in_place(self, msg: Message, exc: BaseException) -> BaseException | None:
+        tries = 0
+        while self._again(tries, exc):
+            tries += 1
+            time.sleep(self.spec.local_backoff)  # bounded at registration: local_retries x local_backoff
+            try:
+                self.spec.func(msg)
+                return None
+            except Exception as again:
+                exc = again
+        return exc
 
     async def _call_async(self, raw: Any, gate: asyncio.Semaphore) -> BaseException | None:
         try:

@@ -125,21 +125,23 @@ class Stage:
     def _take(self, consumer: Consumer, forwarder: Forwarder, batch: list[Any]) -> list[Any]:
         """Handle the batch's due records now (sync handlers) or return them (async handlers)."""
         ready = []
+        # The per-record loop of every stage: lookups hoisted; a main stage never waits.
+        stopping, waiting, delayed, batched = self._stopping, self._waiting, self.spec.attempt > 0, self._batched
+        call, settle = self._dispatch.call, self._settle
         for msg in batch:
-            if self.fatal is not None or self._stopping.is_set():
+            if self.fatal is not None or stopping.is_set():
                 break  # the rest of the batch is not stored, so it is fetched again after a restart
             err = msg.error()
-            partition = msg.partition()
             if err is not None:
                 self._on_consume_error(err, msg)
-            elif partition in self._waiting:
+            elif waiting and msg.partition() in waiting:
                 pass  # fetched before the pause; the partition resumes at the waiting record (_resume_due)
-            elif not self._due(consumer, msg):
+            elif delayed and not self._due(consumer, msg):
                 pass  # its partition now waits for it
-            elif self._batched:
+            elif batched:
                 ready.append(msg)
             else:
-                self._settle(forwarder, msg, self._dispatch.call(msg))
+                settle(forwarder, msg, call(msg))
         return ready
 
     def _fetch(self, consumer: Consumer) -> list[Any]:
@@ -159,8 +161,6 @@ class Stage:
 
     def _due(self, consumer: Consumer, msg: Any) -> bool:
         """True when the record may be handled now; otherwise its partition waits for it."""
-        if not self.spec.attempt:
-            return True
         due = self._due_at(msg)
         now = self._clock()
         if due > now:
