@@ -2,7 +2,8 @@
 
 GET  /metrics                      Prometheus text from the worker's own registry
 GET  /healthz                      200 while the process serves
-GET  /readyz                       200 once every stage has its assignment and the broker answers, else 503
+GET  /readyz                       200 once every stage has its assignment, the broker answers and no stage's
+                                   loop has stalled for a minute (a handler stuck), else 503
 GET  /v1/dead_set?count=N&topic=T  the oldest N DLQ records not yet replayed (optionally of origin topic T)
 POST /v1/dead_set/replay           {"count": N, "topic": T} or {"offsets": ["p:o", ...]}; optional
                                    "max_replays" and "dry_run"
@@ -25,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kretry import config, dlq
 from kretry.errors import ConfigError, KretryError
-from kretry.worker import Worker
+from kretry.worker import STALL_LIMIT, Worker
 
 log = structlog.get_logger("kretry")
 
@@ -201,6 +202,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"ready": False, "reason": "stages not assigned yet"})
         elif not self.owner.broker_answers():
             self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"ready": False, "reason": "the broker does not answer"})
+        elif stalled := self.owner.worker.stalled():
+            reason = f"no poll for {STALL_LIMIT:.0f}s on {', '.join(stalled)}: a handler may be stuck"
+            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"ready": False, "reason": reason})
         else:
             self._json(200, {"ready": True})
 

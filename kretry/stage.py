@@ -72,6 +72,7 @@ class Stage:
         self._fresh: list[TopicPartition] = []
         self.assigned: set[int] | None = None  # None until the first assignment
         self.fatal: BaseException | None = None
+        self.last_step = time.monotonic()  # when the loop last came round: a stuck handler stops it
         self._log = log.bind(topic=spec.topic, stage=self.label, group=spec.group)
         labels = (self.base, self.label)
         self.stats = stats = metrics.stage(*labels)
@@ -104,6 +105,7 @@ class Stage:
             raise self.fatal
 
     def _step(self, consumer: Consumer, forwarder: Forwarder) -> None:
+        self.last_step = time.monotonic()
         if self._fresh:
             # A partition handed to us again may still carry our old pause; resuming is harmless otherwise,
             # unless it already waits for a record that came with its assignment.

@@ -25,6 +25,7 @@ from kretry.stage import Stage
 log = structlog.get_logger("kretry")
 
 STOP_TIMEOUT = 10.0
+STALL_LIMIT = 60.0  # seconds without a loop turn before /readyz calls a stage stalled
 
 
 class Worker:
@@ -165,6 +166,11 @@ class Worker:
         if isinstance(failure, KafkaException):
             raise KafkaFatalError(str(failure)) from failure
         raise failure
+
+    def stalled(self, limit: float = STALL_LIMIT) -> list[str]:
+        """The topics of stages whose loop has not come round for ``limit`` seconds (a handler stuck, say)."""
+        now = time.monotonic()
+        return [s.spec.topic for s in self.stages if now - s.last_step > limit]
 
     @property
     def ready(self) -> bool:
