@@ -77,7 +77,12 @@ class Worker:
             thread = threading.Thread(target=self._run_stage, args=(stage,), name=f"kretry-{stage.spec.topic}")
             self._threads.append(thread)
             thread.start()
-        log.info("worker started", stages=len(self.stages), bootstrap=settings.bootstrap_servers)
+        log.info(
+            "worker started",
+            stages=len(self.stages),
+            bootstrap=settings.bootstrap_servers,
+            kafka=config.redact(settings.kafka),
+        )
 
     @staticmethod
     def _client(kind: Any, conf: dict[str, Any]) -> Any:

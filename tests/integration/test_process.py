@@ -14,6 +14,7 @@ import pytest
 
 from kretry import cli
 from kretry import headers as hdr
+from tests.conftest import Broker
 from tests.integration.kit import committed, header, produce, read_all, read_to_end, unique, wait_until
 from tests.integration.workers import kretry_process, stop
 
@@ -228,3 +229,31 @@ def test_exit_code_for_a_malformed_target(bad: str) -> None:
     code, err = run_cli({}, bad)
     assert code == cli.EXIT_IMPORT
     assert "MODULE:ATTR" in err
+
+
+def test_sasl_settings_pass_through_and_the_password_never_shows(
+    kafka: Broker, new_topic: NewTopic, tmp_path: Path
+) -> None:
+    if kafka.sasl_bootstrap is None:
+        pytest.skip(f"the {kafka.kind} broker has no SASL listener; only the local JVM broker does")
+    topic = new_topic("sasl")
+    book = tmp_path / "ledger.jsonl"
+    env = app_env(kafka.sasl_bootstrap, [topic], book, delays="0s")
+    sasl = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN", "sasl.username": "kretry"}
+    env["KRETRY_KAFKA"] = json.dumps({**sasl, "sasl.password": "kretry-secret", "session.timeout.ms": 6000})
+    log = tmp_path / "worker.log"
+    proc = kretry_process(APP, env, "--log-level", "DEBUG", log=log)
+    try:
+        produce(kafka.bootstrap, topic, [(b"k", b"poison-1", None)])
+        (dead,) = read_all(kafka.bootstrap, env["APP_DLQ"], expected=1)
+    finally:
+        assert stop(proc) == 0
+    assert header(dead, hdr.ORIGIN_TOPIC) == topic.encode()
+    text = log.read_text()
+    assert '"sasl.username": "kretry"' in text  # the settings are logged...
+    assert "kretry-secret" not in text  # ...but never the password
+
+    env["KRETRY_KAFKA"] = json.dumps({**sasl, "sasl.password": "wrong-secret"})
+    code, err = run_cli(env, APP, "--connect-timeout", "3")
+    assert code == cli.EXIT_BROKER
+    assert "wrong-secret" not in err
