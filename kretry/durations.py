@@ -37,12 +37,3 @@ def parse_duration(value: object, *, what: str = "duration") -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise DurationError(f"{what}: {value!r} must be a finite, non-negative duration")
     return seconds
-
-
-def format_duration(seconds: float) -> str:
-    """The shortest exact spelling in the units ``parse_duration`` reads: 0.5 -> '500ms', 90 -> '90s'."""
-    ms = round(seconds * 1000)
-    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
-        if ms and ms % size == 0:
-            return f"{ms // size}{unit}"
-    return f"{ms}ms"

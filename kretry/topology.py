@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from kretry.errors import ConfigError
@@ -110,8 +110,3 @@ def plan_topics(
     if dlq_topic is not None:
         plans.append(TopicPlan(dlq_topic, max(main_partitions.values(), default=1), "dlq", ""))
     return plans
-
-
-def missing(plans: Iterable[TopicPlan], existing: Iterable[str]) -> list[TopicPlan]:
-    have = set(existing)
-    return [p for p in plans if p.name not in have]

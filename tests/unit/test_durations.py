@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from kretry.durations import format_duration, parse_duration
+from kretry.durations import parse_duration
 from kretry.errors import ConfigError, DurationError
 
 
@@ -73,30 +73,3 @@ def test_duration_error_is_a_config_error_and_a_value_error() -> None:
 def test_parse_duration_huge_int_is_a_duration_error() -> None:
     with pytest.raises(DurationError):
         parse_duration(10**400)
-
-
-@pytest.mark.parametrize(
-    ("seconds", "text"),
-    [
-        (0, "0ms"),
-        (0.001, "1ms"),
-        (0.5, "500ms"),
-        (1.5, "1500ms"),
-        (1, "1s"),
-        (90, "90s"),
-        (60, "1m"),
-        (120, "2m"),
-        (3600, "1h"),
-        (5400, "90m"),
-        (86400, "1d"),
-        (2 * 86400, "2d"),
-    ],
-)
-def test_format_duration(seconds: float, text: str) -> None:
-    assert format_duration(seconds) == text
-    assert parse_duration(text) == pytest.approx(seconds)
-
-
-@pytest.mark.parametrize("seconds", [0.0, 0.25, 1.0, 59.999, 61.0, 3599.0, 86399.5, 7 * 86400.0, 123456.789])
-def test_format_then_parse_round_trips_to_the_millisecond(seconds: float) -> None:
-    assert parse_duration(format_duration(seconds)) == pytest.approx(seconds, abs=5e-4)

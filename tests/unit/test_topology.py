@@ -8,7 +8,6 @@ from kretry.topology import (
     MAX_TOPIC_LENGTH,
     TopicPlan,
     check_collisions,
-    missing,
     parse_retry_topic,
     plan_topics,
     retry_topic,
@@ -173,9 +172,3 @@ def test_plan_topics() -> None:
 def test_plan_topics_without_dlq() -> None:
     plans = plan_topics({"orders": 2}, {"orders": 1}, {"orders": DOTTED}, None)
     assert [(p.name, p.role) for p in plans] == [("orders", "main"), ("orders.retry.1", "retry")]
-
-
-def test_missing_keeps_plan_order() -> None:
-    plans = plan_topics({"orders": 1}, {"orders": 2}, {"orders": DEFAULT_RETRY_PATTERN}, "dlq")
-    assert [p.name for p in missing(plans, ["orders", "orders_retry_2", "unrelated"])] == ["orders_retry_1", "dlq"]
-    assert missing(plans, (p.name for p in plans)) == []
