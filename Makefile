@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 KAFKA := python3 tools/kafka_local.py
 
-.PHONY: install kafka kafka-stop lint format test test-unit test-integration demo bench chaos clean
+.PHONY: install kcat kafka kafka-stop lint format test test-unit test-integration demo bench chaos clean
 
 install: $(VENV)/.installed
 
@@ -28,13 +28,19 @@ format: install
 	$(VENV)/bin/ruff format kretry tests example tools bench
 	$(VENV)/bin/ruff check --fix kretry tests example tools bench
 
-test: install
+# kcat is the outside client the tests read topics with, as a user would: Debian's package.
+kcat:
+	@command -v kcat >/dev/null 2>&1 || { \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq kcat >/dev/null; }
+
+test: install kcat
 	$(VENV)/bin/pytest tests
 
 test-unit: install
 	$(VENV)/bin/pytest tests/unit
 
-test-integration: install
+test-integration: install kcat
 	$(VENV)/bin/pytest tests/integration
 
 demo: install kafka
