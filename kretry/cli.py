@@ -9,6 +9,7 @@ import argparse
 import json
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -180,9 +181,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Installed before anything else, so that a stop asked for during import or start-up is a clean stop too.
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     try:
         retrier = load_app(args.app, args.app_dir)
-        worker = Worker(retrier, create_topics=not args.no_create_topics, startup_timeout=args.connect_timeout)
+        worker = Worker(
+            retrier,
+            create_topics=not args.no_create_topics,
+            startup_timeout=args.connect_timeout,
+            stopping=stopping,
+        )
     except AppImportError as exc:
         return _fail(EXIT_IMPORT, "cannot load app", exc)
     except ConfigError as exc:
@@ -192,12 +207,6 @@ def run(args: argparse.Namespace) -> int:
         traceback.print_exc()
         return _fail(EXIT_IMPORT, f"importing {args.app} failed", exc)
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("stopping", signal=signal.Signals(signum).name)
-        worker.stop()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
     server = None
     try:
         if args.http_port is not None:

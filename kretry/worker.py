@@ -36,6 +36,7 @@ class Worker:
         create_topics: bool = True,
         metrics: Metrics | None = None,
         startup_timeout: float = 15.0,
+        stopping: threading.Event | None = None,
     ) -> None:
         if not retrier.handlers:
             raise ConfigError(f"{retrier!r} has no handlers; register one with @retrier.handler(topic)")
@@ -43,7 +44,7 @@ class Worker:
         self.metrics = metrics or Metrics()
         self.create_topics = create_topics
         self.startup_timeout = startup_timeout
-        self.stopping = threading.Event()
+        self.stopping = stopping or threading.Event()
         self.stages: list[Stage] = []
         self._threads: list[threading.Thread] = []
         self.failure: BaseException | None = None

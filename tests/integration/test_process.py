@@ -244,6 +244,7 @@ def test_sasl_settings_pass_through_and_the_password_never_shows(
     log = tmp_path / "worker.log"
     proc = kretry_process(APP, env, "--log-level", "DEBUG", log=log)
     try:
+        wait_until(lambda: assigned_stages(log) == 2, timeout=60, what="assignment over SASL")
         produce(kafka.bootstrap, topic, [(b"k", b"poison-1", None)])
         (dead,) = read_all(kafka.bootstrap, env["APP_DLQ"], expected=1)
     finally:
@@ -257,3 +258,14 @@ def test_sasl_settings_pass_through_and_the_password_never_shows(
     code, err = run_cli(env, APP, "--connect-timeout", "3")
     assert code == cli.EXIT_BROKER
     assert "wrong-secret" not in err
+
+
+def test_a_sigterm_during_start_up_is_a_clean_stop(bootstrap: str, new_topic: NewTopic, tmp_path: Path) -> None:
+    env = app_env(bootstrap, [new_topic("early")], tmp_path / "l")
+    # An app whose import takes a while, as real ones that load models or warm caches do.
+    (tmp_path / "slowapp.py").write_text(
+        "import time\ntime.sleep(2)\nfrom tests.integration.apps.ledger_app import retrier\n"
+    )
+    proc = kretry_process("slowapp:retrier", env, "--app-dir", str(tmp_path), log=tmp_path / "worker.log")
+    time.sleep(1.5)  # inside the app's import: no worker yet
+    assert stop(proc) == 0
