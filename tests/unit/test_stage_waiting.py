@@ -6,14 +6,12 @@ the stage makes, in which order, so a regression such as resuming a partition th
 
 from __future__ import annotations
 
-import threading
-
 from confluent_kafka import TopicPartition
 
 from kretry import Retrier
 from kretry import headers as hdr
-from kretry.metrics import Metrics
 from kretry.stage import Stage
+from tests.unit.stages import offline_stage
 
 TOPIC = "orders_retry_1"
 
@@ -101,18 +99,7 @@ def make_stage(handled: list[int]) -> tuple[Stage, Consumer, Clock]:
     retrier = Retrier("svc")
     retrier.handler("orders", delays=["1s"])(lambda msg: handled.append(msg.offset))
     clock = Clock()
-    stage = Stage(
-        retrier.stages()[1],
-        consumer_conf={},
-        producer_conf={},
-        dlq_topic="dlq",
-        group_id="svc",
-        partitions={},
-        metrics=Metrics(),
-        stopping=threading.Event(),
-        clock=clock,
-    )
-    return stage, Consumer(), clock
+    return offline_stage(retrier.stages()[1], clock), Consumer(), clock
 
 
 def step(stage: Stage, consumer: Consumer) -> None:
