@@ -30,7 +30,16 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from kretry import headers as hdr
-from tests.integration.kit import committed, create_topics, end_offsets, produce, read_to_end, unique, wait_until
+from tests.integration.kit import (
+    committed,
+    complete_lines,
+    create_topics,
+    end_offsets,
+    produce,
+    read_to_end,
+    unique,
+    wait_until,
+)
 from tests.integration.workers import kretry_process, stop
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,7 +94,7 @@ class Run:
     def successes(self) -> Counter[str]:
         if not self.ledger.exists():
             return Counter()
-        lines = (json.loads(line) for line in self.ledger.read_text().splitlines() if line.strip())
+        lines = (json.loads(line) for line in complete_lines(self.ledger) if line.strip())
         return Counter(str(e["key"]) for e in lines if e["ok"])
 
     def dead_keys(self) -> Counter[str]:

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from bench.common import BOOTSTRAP
+from tests.integration.kit import complete_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = "bench.apps.backlog_app:retrier"
@@ -41,7 +42,7 @@ def start(topic: str, group: str, dlq: str, delays: str, log: Path) -> subproces
 def assigned_stages(log: Path) -> int:
     """How many stages logged their first "partitions assigned"."""
     stages = set()
-    for line in log.read_text(errors="replace").splitlines():
+    for line in complete_lines(log):
         if line.startswith("{"):
             event = json.loads(line)
             if event.get("event") == "partitions assigned":

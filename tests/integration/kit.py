@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
@@ -149,3 +150,11 @@ def read_to_end(bootstrap: str, topic: str, timeout: float = 30) -> list[Message
         return records
     finally:
         consumer.close()
+
+
+def complete_lines(path: Path) -> list[str]:
+    """The newline-terminated lines of a file another process is appending to; a line still being written is left
+    for the next read."""
+    if not path.exists():
+        return []
+    return path.read_text(errors="replace").split("\n")[:-1]

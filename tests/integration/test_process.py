@@ -15,7 +15,7 @@ import pytest
 from kretry import cli
 from kretry import headers as hdr
 from tests.conftest import Broker
-from tests.integration.kit import committed, header, produce, read_all, read_to_end, unique, wait_until
+from tests.integration.kit import committed, complete_lines, header, produce, read_all, read_to_end, unique, wait_until
 from tests.integration.workers import kretry_process, stop
 
 NewTopic = Callable[..., str]
@@ -25,7 +25,7 @@ APP = "tests.integration.apps.ledger_app:retrier"
 def ledger(path: Path) -> list[dict[str, object]]:
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in complete_lines(path) if line.strip()]
 
 
 def app_env(bootstrap: str, topics: list[str], ledger_path: Path, delays: str = "200ms,200ms") -> dict[str, str]:
@@ -44,7 +44,7 @@ def app_env(bootstrap: str, topics: list[str], ledger_path: Path, delays: str = 
 def assigned_stages(log: Path) -> int:
     if not log.exists():
         return 0
-    events = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    events = [json.loads(line) for line in complete_lines(log) if line.startswith("{")]
     return len({e["stage"] for e in events if e.get("event") == "partitions assigned"})
 
 
