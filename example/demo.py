@@ -135,8 +135,16 @@ class Broker:
 
     def _described(self) -> dict[str, Any]:
         """Each stage group's ConsumerGroupDescription (state and members with their partitions)."""
-        futures = self.admin.describe_consumer_groups(list(self._groups), request_timeout=10)
-        return {name: future.result() for name, future in futures.items()}
+        deadline = time.monotonic() + READY_TIMEOUT
+        while True:
+            futures = self.admin.describe_consumer_groups(list(self._groups), request_timeout=10)
+            try:
+                return {name: future.result() for name, future in futures.items()}
+            except KafkaException as exc:
+                # A broker that has just started answers "coordinator load in progress" for a while.
+                if not transient(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def unassigned(self, stages: list[StageSpec]) -> list[str]:
         """Stage topics that do not exist yet, or with a partition no member of the stage's group owns yet."""
@@ -205,13 +213,32 @@ def stop_worker(proc: subprocess.Popen[bytes]) -> int:
         raise DemoFailed(f"the worker did not stop within {STOP_TIMEOUT:.0f} s of SIGTERM; killed") from None
 
 
+TRANSIENT = {
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.NOT_COORDINATOR,
+    KafkaError._TIMED_OUT,
+    KafkaError._TRANSPORT,
+}
+
+
+def transient(exc: KafkaException) -> bool:
+    err = exc.args[0] if exc.args else None
+    return isinstance(err, KafkaError) and (err.code() in TRANSIENT or err.retriable())
+
+
 def wait_for(what: str, proc: subprocess.Popen[bytes], timeout: float, pending: Callable[[], str]) -> float:
     """Poll ``pending`` (what is still missing, "" when nothing) until it is empty; return the seconds it took."""
     started = last_report = time.monotonic()
     while True:
         if proc.poll() is not None:
             raise DemoFailed(f"the worker exited with status {proc.returncode} while waiting for {what}")
-        missing = pending()
+        try:
+            missing = pending()
+        except KafkaException as exc:
+            if not transient(exc):
+                raise
+            missing = f"the broker ({exc.args[0].str()})"
         now = time.monotonic()
         if not missing:
             return now - started
