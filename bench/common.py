@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from kretry import Retrier, Worker, logs
+from tests.integration.kit import wait_until
 
 BOOTSTRAP = os.environ.get("BENCH_BOOTSTRAP", "127.0.0.1:9092")
 PARTITIONS = 6
@@ -133,15 +134,6 @@ class WatermarkWatch:
         raise TimeoutError(f"{self.topic}: fewer than {self.target} records after {timeout}s")
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.01) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-
-
 class Running:
     """A Worker running in threads of this process."""
 
@@ -164,7 +156,7 @@ class Running:
                 raise RuntimeError(f"worker stopped while waiting for {what}: {self.errors}")
             return predicate()
 
-        wait_until(done, timeout, what)
+        wait_until(done, timeout, interval=0.01, what=what)
 
 
 @contextmanager

@@ -134,6 +134,3 @@ class Forwarder:
                 return left
             if not remaining:
                 time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-
-    def __len__(self) -> int:
-        return len(self._producer) + len(self._resend)
