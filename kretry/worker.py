@@ -178,6 +178,19 @@ class Worker:
         now = time.monotonic()
         return [s.spec.topic for s in self.stages if now - s.last_step > limit]
 
+    def problems(self) -> list[str]:
+        """Why the worker is not serving as it should right now (a stalled stage, say); empty when it is.
+
+        ``/readyz`` answers 503 with these reasons; each stage may add its own (``Stage.problems``).
+        """
+        found = []
+        stalled = self.stalled()
+        if stalled:
+            found.append(f"no poll for {STALL_LIMIT:.0f}s on {', '.join(stalled)}: a handler may be stuck")
+        for stage in self.stages:
+            found.extend(stage.problems())
+        return found
+
     @property
     def ready(self) -> bool:
         """Every stage has had its assignment."""
