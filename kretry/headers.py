@@ -19,6 +19,9 @@ DUE_AT = "kretry-due-at"
 ERROR = "kretry-error"
 GROUP = "kretry-group"
 REPLAYS = "kretry-replays"
+# On a DLQ record that stands in for one too large to forward: what was left out (e.g. "value,headers"). The
+# original is still at kretry-origin-topic/-partition/-offset, which is what a replay of the stub puts back.
+STUB = "kretry-stub"
 
 ERROR_MAX_BYTES = 1000
 
