@@ -7,6 +7,7 @@ KretryError                  base of everything kretry raises
 ├── BrokerUnavailable        the cluster did not answer at start-up
 ├── KafkaFatalError          librdkafka reported a fatal error; the worker stops
 ├── ReplayInProgress         another replay of the same DLQ took over; this one put nothing back
+├── StopTimeout              a stage still ran a handler when the stop timeout ran out
 └── AppImportError           ``kretry run MODULE:ATTR`` could not load a Retrier
 
 Exceptions a handler raises to steer its record (never raised by kretry itself):
@@ -43,6 +44,10 @@ class KafkaFatalError(KretryError):
 
 class ReplayInProgress(KretryError):
     """Another replay of the same DLQ started meanwhile and fenced this one off; this one put nothing back."""
+
+
+class StopTimeout(KretryError):
+    """A stage was still in a handler when the stop timeout ran out; its records are handled again later."""
 
 
 class AppImportError(KretryError):

@@ -89,13 +89,18 @@ class State(NamedTuple):
     replays: int | None = None
 
 
-def due_at(headers: RawHeaders) -> int | None:
-    """Only ``kretry-due-at``: the one header a retry stage reads for every record it takes."""
-    found = None
+def due_and_group(headers: RawHeaders) -> tuple[int | None, str | None]:
+    """``kretry-due-at`` and ``kretry-group`` only: what a retry stage reads of every record it takes."""
+    due = group = None
     for name, value in headers or ():
         if name == DUE_AT:
-            found = value
-    return None if found is None else _int({DUE_AT: found}, DUE_AT)
+            due = value
+        elif name == GROUP:
+            group = value
+    return (
+        None if due is None else _int({DUE_AT: due}, DUE_AT),
+        None if group is None else _text({GROUP: group}, GROUP),
+    )
 
 
 def read(ours: dict[str, bytes]) -> State:

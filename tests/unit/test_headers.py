@@ -160,4 +160,19 @@ def test_headers_do_not_accumulate_over_hops() -> None:
     ],
 )
 def test_due_at_reads_only_its_header(headers: list[tuple[str, bytes | None]] | None, expected: int | None) -> None:
-    assert hdr.due_at(headers) == expected
+    assert hdr.due_and_group(headers)[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        (None, None),
+        ([("kretry-group", b"svc")], "svc"),
+        ([("kretry-group", b"a"), ("kretry-group", b"b")], "b"),
+        ([("kretry-group", b"\xff")], None),
+        ([("kretry-group", None)], None),
+        ([("kretry-groups", b"svc")], None),
+    ],
+)
+def test_group_is_read_with_the_due_time(headers: list[tuple[str, bytes | None]] | None, expected: str | None) -> None:
+    assert hdr.due_and_group(headers)[1] == expected
