@@ -6,7 +6,7 @@ nothing accumulates. Reading them never raises: a missing or corrupt value reads
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 PREFIX = "kretry-"
@@ -122,9 +122,29 @@ def origin_of(state: State, fallback: Origin) -> Origin:
     )
 
 
+def _shown(render: Callable[[object], str], obj: object) -> str | None:
+    try:
+        return render(obj)
+    except BaseException:  # a handler's own __str__ or __repr__: describing its failure must not fail the stage
+        return None
+
+
 def describe_error(exc: BaseException) -> str:
-    """``"TypeName: message"``, cut to ERROR_MAX_BYTES of UTF-8 without splitting a character."""
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    """``"TypeName: message"``, cut to ERROR_MAX_BYTES of UTF-8 without splitting a character. Never raises.
+
+    A message that cannot be read is shown by its repr, else said to be unreadable. ``SystemExit`` names its code,
+    which its message leaves out when it is None.
+    """
+    name = type(exc).__name__
+    if isinstance(exc, SystemExit):
+        text = f"{name}: sys.exit({_shown(repr, exc.code) or '?'}) called"
+    else:
+        message = _shown(str, exc)
+        if message is None:
+            shown = _shown(repr, exc)
+            text = f"{name} (its message could not be read)" if shown is None else f"{name}: {shown}"
+        else:
+            text = f"{name}: {message}" if message else name
     return truncate(text, ERROR_MAX_BYTES)
 
 

@@ -77,6 +77,37 @@ def test_describe_error(exc: BaseException, text: str) -> None:
     assert hdr.describe_error(exc) == text
 
 
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no __str__")
+
+
+class Unreadable(Unprintable):
+    def __repr__(self) -> str:
+        raise RuntimeError("no __repr__ either")
+
+
+class Code:
+    def __repr__(self) -> str:
+        raise SystemExit("a repr that exits")
+
+
+@pytest.mark.parametrize(
+    ("exc", "text"),
+    [
+        (Unprintable("order 7"), "Unprintable: Unprintable('order 7')"),
+        (Unreadable(), "Unreadable (its message could not be read)"),
+        (SystemExit(0), "SystemExit: sys.exit(0) called"),
+        (SystemExit(), "SystemExit: sys.exit(None) called"),
+        (SystemExit("bye"), "SystemExit: sys.exit('bye') called"),
+        (SystemExit(Code()), "SystemExit: sys.exit(?) called"),
+        (KeyboardInterrupt(), "KeyboardInterrupt"),
+    ],
+)
+def test_describe_error_never_raises(exc: BaseException, text: str) -> None:
+    assert hdr.describe_error(exc) == text
+
+
 @pytest.mark.parametrize("char", ["a", "é", "€", "😀"])
 @pytest.mark.parametrize("extra", [0, 1, 2, 3])
 def test_describe_error_is_bounded_without_splitting_a_character(char: str, extra: int) -> None:
