@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import json
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from kretry import Message, Retrier
 from kretry import headers as hdr
-from tests.integration.kit import header, produce, read_all, wait_until
+from tests.integration.kit import committed, header, produce, read_all, unique, wait_until
+from tests.integration.test_process import assigned_stages
 from tests.integration.test_retrier import make_retrier
-from tests.integration.workers import running
+from tests.integration.workers import kretry_process, running, stop
 
 NewTopic = Callable[..., str]
 FAULTS_APP = "tests.integration.apps.faults_app:retrier"
@@ -76,3 +82,110 @@ def test_an_exception_whose_str_raises_is_described_and_the_worker_goes_on(boots
     for record in (retried, dead):
         error = (header(record, hdr.ERROR) or b"").decode()
         assert error.startswith("Unprintable: Unprintable('order 7')"), error
+
+
+def traced(fn: Callable[[Message], Any]) -> Callable[[Message], Any]:
+    """A tracing decorator as users write them: plain ``def``, ``functools.wraps``, whatever ``fn`` returns."""
+
+    @functools.wraps(fn)
+    def wrapper(msg: Message) -> Any:
+        return fn(msg)
+
+    return wrapper
+
+
+def unwrappable(fn: Callable[[Message], Awaitable[None]]) -> Callable[[Message], Any]:
+    """A sync callable returning a coroutine that nothing can see through: only its result tells."""
+    return lambda msg: fn(msg)
+
+
+@pytest.mark.parametrize("wrap", [traced, unwrappable], ids=["functools.wraps", "lambda"])
+def test_a_sync_wrapper_around_an_async_handler_runs_its_body(
+    bootstrap: str, new_topic: NewTopic, wrap: Callable[[Callable[[Message], Awaitable[None]]], Any]
+) -> None:
+    topic = new_topic("wrapped")
+    retrier = make_retrier(bootstrap)
+    calls = Calls()
+
+    async def body(msg: Message) -> None:
+        await asyncio.sleep(0.01)
+        calls.add(msg)
+        if (msg.value or b"").startswith(b"fail") and msg.attempt == 0:
+            raise ConnectionError("first try fails")
+
+    retrier.handler(topic, delays=["0s"])(wrap(body))
+    values = [b"fail-0", b"ok-1", b"fail-2", b"ok-3", b"ok-4"]
+    failing = [v for v in values if v.startswith(b"fail")]
+    with running(retrier) as worker:
+        produce(bootstrap, topic, [(None, v, None) for v in values])
+        wait_until(lambda: calls.at(1) == failing, what="the failing records handled again on retry_1")
+        wait_until(lambda: committed(bootstrap, retrier.group_id, topic) == [5], what="main committed")
+        assert not worker.stopping.is_set()
+
+    assert calls.at(0) == sorted(values)
+    retried = read_all(bootstrap, f"{topic}_retry_1", expected=len(failing))
+    assert sorted(m.value() for m in retried) == failing
+    assert {header(m, hdr.ERROR) for m in retried} == {b"ConnectionError: first try fails"}
+
+
+FAULTS: dict[str, tuple[bool, Callable[[], BaseException]]] = {
+    "async CancelledError": (True, asyncio.CancelledError),
+    "sync GeneratorExit": (False, GeneratorExit),
+    "sync KeyboardInterrupt": (False, KeyboardInterrupt),
+    "async SystemExit": (True, lambda: SystemExit(3)),
+}
+
+
+@pytest.mark.parametrize("local_retries", [0, 1])
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_a_base_exception_from_a_handler_fails_only_its_record(
+    bootstrap: str, new_topic: NewTopic, fault: str, local_retries: int
+) -> None:
+    is_async, make = FAULTS[fault]
+
+    def first_try_fails(msg: Message) -> None:
+        if msg.value == b"bad" and msg.attempt == 0:
+            raise make()
+
+    topic = new_topic("base")
+    options: dict[str, Any] = {"local_retries": local_retries, "local_backoff": "1ms"}
+    retrier, calls = failing(bootstrap, topic, first_try_fails, is_async=is_async, **options)
+    with running(retrier) as worker:
+        produce(bootstrap, topic, [(None, b"bad", None), (None, b"good", None)])
+        wait_until(lambda: calls.at(1) == [b"bad"], what="the failed record handled again on retry_1")
+        wait_until(lambda: committed(bootstrap, retrier.group_id, topic) == [2], what="main committed")
+        assert not worker.stopping.is_set()
+
+    assert calls.at(0) == [b"bad"] * (1 + local_retries) + [b"good"]
+    (retried,) = read_all(bootstrap, f"{topic}_retry_1", expected=1)
+    assert (header(retried, hdr.ERROR) or b"").startswith(type(make()).__name__.encode())
+
+
+def faults_env(bootstrap: str, topic: str, delays: list[float | str]) -> dict[str, str]:
+    return {
+        "KRETRY_BOOTSTRAP_SERVERS": bootstrap,
+        "APP_GROUP": unique("svc"),
+        "APP_DLQ": unique("dlq"),
+        "APP_TOPIC": topic,
+        "APP_DELAYS": json.dumps(delays),
+    }
+
+
+def test_sys_exit_in_a_handler_fails_the_record_and_the_process_lives_on(
+    bootstrap: str, new_topic: NewTopic, tmp_path: Path
+) -> None:
+    topic = new_topic("exit")
+    env = faults_env(bootstrap, topic, ["30s"])
+    log = tmp_path / "worker.log"
+    proc = kretry_process(FAULTS_APP, env, log=log)
+    try:
+        wait_until(lambda: assigned_stages(log) == 2, timeout=60, what="assignment")
+        produce(bootstrap, topic, [(None, b"exit", None), (None, b"fine", None)])
+        wait_until(lambda: committed(bootstrap, env["APP_GROUP"], topic) == [2], what="main committed")
+        (retried,) = read_all(bootstrap, f"{topic}_retry_1", expected=1, timeout=10)
+        assert proc.poll() is None, f"the worker exited with {proc.returncode}"
+    finally:
+        code = stop(proc)
+    assert code == 0
+    assert retried.value() == b"exit"
+    assert header(retried, hdr.ERROR) == b"SystemExit: sys.exit(0) called"
