@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import math
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from kretry import Message, Retrier
+from kretry import Message, Retrier, RetryLater
 from kretry import headers as hdr
+from kretry.policy import MAX_RETRY_LATER
 from tests.integration.kit import committed, header, produce, read_all, unique, wait_until
 from tests.integration.test_process import assigned_stages
 from tests.integration.test_retrier import make_retrier
@@ -189,3 +192,44 @@ def test_sys_exit_in_a_handler_fails_the_record_and_the_process_lives_on(
     assert code == 0
     assert retried.value() == b"exit"
     assert header(retried, hdr.ERROR) == b"SystemExit: sys.exit(0) called"
+
+
+@pytest.mark.parametrize("after", [math.nan, math.inf])
+def test_retry_later_with_a_non_finite_delay_is_an_ordinary_failure(
+    bootstrap: str, new_topic: NewTopic, after: float
+) -> None:
+    def later(msg: Message) -> None:
+        if msg.attempt == 0:
+            raise RetryLater(after=after, reason="Retry-After parsed")
+
+    topic = new_topic("later")
+    retrier, calls = failing(bootstrap, topic, later)
+    with running(retrier) as worker:
+        produce(bootstrap, topic, [(None, b"r", None)])
+        wait_until(lambda: calls.at(1) == [b"r"], what="the record handled on retry_1")
+        assert not worker.stopping.is_set()
+
+    (retried,) = read_all(bootstrap, f"{topic}_retry_1", expected=1)
+    error = (header(retried, hdr.ERROR) or b"").decode()
+    assert error.startswith(f"ValueError: RetryLater(after={after!r})"), error
+
+
+def test_a_huge_retry_later_waits_no_longer_than_the_retry_topic_keeps_records(
+    bootstrap: str, new_topic: NewTopic
+) -> None:
+    topic = new_topic("later")
+    retrier = make_retrier(bootstrap)
+
+    @retrier.handler(topic, delays=["1s"])
+    def handle(msg: Message) -> None:
+        raise RetryLater(after=1e300)
+
+    with running(retrier) as worker:
+        before = time.time()
+        produce(bootstrap, topic, [(None, b"r", None)])
+        (retried,) = read_all(bootstrap, f"{topic}_retry_1", expected=1)
+        after = time.time()
+        assert not worker.stopping.is_set()
+
+    due_ms = int(header(retried, hdr.DUE_AT) or b"-1")
+    assert (before + MAX_RETRY_LATER) * 1000 <= due_ms <= (after + MAX_RETRY_LATER) * 1000
