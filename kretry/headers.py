@@ -1,7 +1,8 @@
 """kretry's own record headers: plain UTF-8 text, so ``kcat -f '%h'`` shows them as they are.
 
-A producer's headers travel untouched; kretry's are the ones named ``kretry-*``, set anew on every hop so that
-nothing accumulates. Reading them never raises: a missing or corrupt value reads as None.
+A producer's headers travel untouched; kretry's are the names in OWN, set anew on every hop so that nothing
+accumulates. Any other header is the producer's, even one named ``kretry-*`` (a ``kretry-trace-id`` of their
+own, say). Reading them never raises: a missing or corrupt value reads as None.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-PREFIX = "kretry-"
 ORIGIN_TOPIC = "kretry-origin-topic"
 ORIGIN_PARTITION = "kretry-origin-partition"
 ORIGIN_OFFSET = "kretry-origin-offset"
@@ -22,6 +22,10 @@ REPLAYS = "kretry-replays"
 # On a DLQ record that stands in for one too large to forward: what was left out (e.g. "value,headers"). The
 # original is still at kretry-origin-topic/-partition/-offset, which is what a replay of the stub puts back.
 STUB = "kretry-stub"
+# Exactly the names kretry writes: a name kretry does not know is never taken away from the producer.
+OWN = frozenset(
+    {ORIGIN_TOPIC, ORIGIN_PARTITION, ORIGIN_OFFSET, ORIGIN_TIMESTAMP, ATTEMPT, DUE_AT, ERROR, GROUP, REPLAYS, STUB}
+)
 
 ERROR_MAX_BYTES = 1000
 
@@ -34,7 +38,7 @@ def split(headers: RawHeaders) -> tuple[Headers, dict[str, bytes]]:
     user: Headers = []
     ours: dict[str, bytes] = {}
     for name, value in headers or ():
-        if name.startswith(PREFIX):
+        if name in OWN:
             ours[name] = value or b""
         else:
             user.append((name, value))  # type: ignore[arg-type]  # a None value travels as it came

@@ -233,3 +233,25 @@ def test_a_huge_retry_later_waits_no_longer_than_the_retry_topic_keeps_records(
 
     due_ms = int(header(retried, hdr.DUE_AT) or b"-1")
     assert (before + MAX_RETRY_LATER) * 1000 <= due_ms <= (after + MAX_RETRY_LATER) * 1000
+
+
+def test_a_producers_own_kretry_named_header_travels_unchanged(bootstrap: str, new_topic: NewTopic) -> None:
+    topic = new_topic("ownhdr")
+    retrier = make_retrier(bootstrap)
+    theirs = [("kretry-trace-id", b"abc-123"), ("tenant", b"t1")]
+    seen: list[list[tuple[str, bytes]]] = []
+
+    @retrier.handler(topic, delays=["0s"])
+    def handle(msg: Message) -> None:
+        seen.append(msg.headers)
+        raise RuntimeError("always")
+
+    with running(retrier):
+        produce(bootstrap, topic, [(b"k", b"v", theirs)])
+        (dead,) = read_all(bootstrap, retrier.dlq_topic or "", expected=1)
+
+    (retried,) = read_all(bootstrap, f"{topic}_retry_1", expected=1)
+    assert seen == [theirs, theirs]
+    for record in (retried, dead):
+        assert header(record, "kretry-trace-id") == b"abc-123"
+        assert hdr.user_headers(record.headers()) == theirs

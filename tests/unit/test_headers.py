@@ -15,6 +15,19 @@ def test_split_keeps_user_headers_as_they_came() -> None:
     assert hdr.user_headers(raw) == user
 
 
+def test_a_producers_kretry_named_header_is_theirs() -> None:
+    raw = [("kretry-trace-id", b"t-1"), (hdr.ERROR, b"KeyError"), ("kretry-", b""), ("Kretry-Attempt", b"9")]
+    user, ours = hdr.split(raw)
+    assert user == [("kretry-trace-id", b"t-1"), ("kretry-", b""), ("Kretry-Attempt", b"9")]
+    assert ours == {hdr.ERROR: b"KeyError"}
+
+
+def test_own_names_every_header_kretry_writes() -> None:
+    written = {v for k, v in vars(hdr).items() if k.isupper() and isinstance(v, str) and v.startswith("kretry-")}
+    assert written == hdr.OWN
+    assert hdr.STUB in hdr.OWN
+
+
 @pytest.mark.parametrize("raw", [None, []])
 def test_split_nothing(raw: hdr.RawHeaders) -> None:
     assert hdr.split(raw) == ([], {})
