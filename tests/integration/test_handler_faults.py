@@ -16,6 +16,7 @@ import pytest
 
 from kretry import Message, Retrier, RetryLater
 from kretry import headers as hdr
+from kretry.cli import EXIT_CONFIG
 from kretry.policy import MAX_RETRY_LATER
 from tests.integration.kit import committed, header, produce, read_all, unique, wait_until
 from tests.integration.test_process import assigned_stages
@@ -255,3 +256,11 @@ def test_a_producers_own_kretry_named_header_travels_unchanged(bootstrap: str, n
     for record in (retried, dead):
         assert header(record, "kretry-trace-id") == b"abc-123"
         assert hdr.user_headers(record.headers()) == theirs
+
+
+def test_a_delay_no_topic_can_retain_is_refused_at_registration(bootstrap: str, new_topic: NewTopic) -> None:
+    env = faults_env(bootstrap, new_topic("huge"), [1e300])
+    proc = kretry_process(FAULTS_APP, env)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == EXIT_CONFIG, err.decode()
+    assert "delays[0]" in err.decode()
