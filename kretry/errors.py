@@ -17,6 +17,8 @@ RetryLater                   move to the next tier, due after ``after`` seconds 
 
 from __future__ import annotations
 
+import math
+
 
 class KretryError(Exception):
     """Base of every exception kretry raises."""
@@ -62,7 +64,13 @@ class RetryLater(Exception):
     """Raise from a handler to move the record to the next tier, due ``after`` seconds from now."""
 
     def __init__(self, after: float, reason: str = "") -> None:
-        if after < 0:
-            raise ValueError(f"RetryLater(after={after!r}): must be >= 0")
+        # Refused here, inside the handler that raises it (a parsed Retry-After of "inf", say): the ValueError is
+        # then that handler's failure, retried by policy, instead of a due time no stage can compute.
+        try:
+            seconds = float(after)
+        except OverflowError:
+            seconds = math.inf
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"RetryLater(after={after!r}): must be a finite number of seconds >= 0")
         super().__init__(reason or f"retry requested after {after}s")
-        self.after = float(after)
+        self.after = seconds
