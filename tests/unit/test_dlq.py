@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from types import ModuleType
+
 import pytest
 
 from kretry import dlq
@@ -123,3 +125,10 @@ def test_to_json_is_readable_text() -> None:
     assert j["value"] == "\\xff"
     assert j["time"] == "2023-11-14T22:13:20.123Z"
     assert (j["attempt"], j["replays"]) == (3, 1)
+
+
+def test_the_package_exports_exactly_its_public_names() -> None:
+    public = {
+        name for name, value in vars(dlq).items() if not name.startswith("_") and not isinstance(value, ModuleType)
+    }
+    assert sorted(dlq.__all__) == sorted(public)

@@ -1,0 +1,104 @@
+"""Read access to one DLQ: its partitions, its records, its replay cursor. Commits nothing."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from kretry import config
+from kretry import headers as hdr
+from kretry.config import Settings
+from kretry.dlq._records import DeadRecord, Position, replay_group
+from kretry.errors import BrokerUnavailable, ConfigError, TopologyError
+
+SCAN_TIMEOUT = 30.0  # seconds to read one partition range before giving up
+
+
+class Reader:
+    """One DLQ as the cluster holds it right now."""
+
+    def __init__(self, settings: Settings) -> None:
+        if settings.dlq_topic is None:
+            raise ConfigError("no DLQ configured: set KRETRY_DLQ_TOPIC or give an APP whose Retrier has one")
+        self.settings = settings
+        self.topic: str = settings.dlq_topic
+        self.admin = AdminClient(config.admin_conf(settings))
+        try:
+            meta = self.admin.list_topics(timeout=10)
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"no answer from {settings.bootstrap_servers}: {exc}") from None
+        if self.topic not in meta.topics or meta.topics[self.topic].error is not None:
+            raise TopologyError(f"DLQ topic {self.topic!r} does not exist on {settings.bootstrap_servers}")
+        self.partitions = sorted(meta.topics[self.topic].partitions)
+        self.widths = {name: len(t.partitions) for name, t in meta.topics.items() if t.error is None}
+        conf = config.consumer_conf(settings, f"kretry-reader-{uuid.uuid4().hex[:8]}", main=False)
+        self.consumer = Consumer({**conf, "enable.auto.commit": False})
+
+    def close(self) -> None:
+        self.consumer.close()
+
+    def watermarks(self, topic: str, partition: int) -> tuple[int, int]:
+        low, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
+        return int(low), int(high)
+
+    def scan(self, topic: str, partition: int, start: int, end: int) -> Iterator[Any]:
+        """The raw records of ``topic[partition]`` from ``start`` up to (not including) ``end``."""
+        if start >= end:
+            return
+        self.consumer.assign([TopicPartition(topic, partition, start)])
+        deadline = time.monotonic() + SCAN_TIMEOUT
+        try:
+            while time.monotonic() < deadline:
+                for msg in self.consumer.consume(500, 0.5):
+                    err = msg.error()
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            return
+                        raise KafkaException(err)
+                    offset = msg.offset()
+                    if offset is None or offset >= end:
+                        return
+                    yield msg
+                    if offset >= end - 1:
+                        return
+                    deadline = time.monotonic() + SCAN_TIMEOUT
+            raise BrokerUnavailable(f"reading {topic}[{partition}] from {start}: nothing for {SCAN_TIMEOUT:.0f}s")
+        finally:
+            self.consumer.unassign()
+
+    def records(self, partition: int, start: int, end: int) -> Iterator[DeadRecord]:
+        for msg in self.scan(self.topic, partition, start, end):
+            user, ours = hdr.split(msg.headers())
+            yield DeadRecord(
+                msg.partition(), msg.offset(), msg.timestamp()[1], msg.key(), msg.value(), user, hdr.read(ours)
+            )
+
+    def all_records(self) -> Iterator[DeadRecord]:
+        for partition in self.partitions:
+            low, high = self.watermarks(self.topic, partition)
+            yield from self.records(partition, low, high)
+
+    def record_at(self, position: Position) -> DeadRecord | None:
+        partition, offset = position
+        if partition not in self.partitions:
+            return None
+        low, high = self.watermarks(self.topic, partition)
+        if not low <= offset < high:
+            return None
+        found = next(self.records(partition, offset, offset + 1), None)
+        return found if found is not None and found.offset == offset else None
+
+    def cursor(self) -> dict[int, int]:
+        """The replay cursor per partition, never below the start of what the DLQ still holds."""
+        conf = config.consumer_conf(self.settings, replay_group(self.topic), main=False)
+        probe = Consumer({**conf, "enable.auto.commit": False})
+        try:
+            committed = probe.committed([TopicPartition(self.topic, p) for p in self.partitions], timeout=10)
+        finally:
+            probe.close()
+        return {tp.partition: max(tp.offset, self.watermarks(self.topic, tp.partition)[0]) for tp in committed}
