@@ -25,6 +25,7 @@ from kretry.errors import (
     BrokerUnavailable,
     ConfigError,
     KafkaFatalError,
+    ReplayInProgress,
     TopologyError,
 )
 from kretry.http import Server
@@ -42,6 +43,7 @@ EXIT_BROKER = 5  # the cluster did not answer, or the client hit a fatal error
 EXIT_TOPOLOGY = 6  # a main topic is missing, or retry topics are missing with --no-create-topics
 EXIT_STOPPED = 7  # a handler with on_exhausted="stop" ran out of retries; its offset is left uncommitted
 EXIT_REFUSED = 8  # `dlq replay`: some records were refused (already replayed, too many replays, ...)
+EXIT_REPLAY_IN_PROGRESS = 9  # `dlq replay`: another replay of the same DLQ took over; this one put nothing back
 
 EXIT_CODES = """exit codes:
   0  stopped by SIGINT/SIGTERM after finishing in-flight work
@@ -86,7 +88,8 @@ OPS_EXIT_CODES = """exit codes:
   4  bad configuration or arguments
   5  the Kafka cluster did not answer
   6  topics: a main topic is missing; topics check: problems found (one line each)
-  8  dlq replay: some records were refused (each is listed)"""
+  8  dlq replay: some records were refused (each is listed)
+  9  dlq replay: another replay of the same DLQ took over; this one put nothing back"""
 
 
 def _common(app: str) -> argparse.ArgumentParser:
@@ -249,6 +252,8 @@ def _ops(args: argparse.Namespace) -> int:
         return _fail(EXIT_CONFIG, "bad configuration", exc)
     except TopologyError as exc:
         return _fail(EXIT_TOPOLOGY, f"{what}: topics are not ready", exc)
+    except ReplayInProgress as exc:
+        return _fail(EXIT_REPLAY_IN_PROGRESS, what, exc)
     except (BrokerUnavailable, KafkaFatalError, KafkaException) as exc:
         return _fail(EXIT_BROKER, f"{what}: Kafka is unavailable", exc)
 

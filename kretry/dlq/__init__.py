@@ -4,7 +4,7 @@ Modules, one job each (none imports a later one):
 
 * ``_records``: pure. A DLQ record, its position, filters, and the rules that refuse a replay.
 * ``_reader``: read access to one DLQ on the cluster: partitions, records, the replay cursor. Commits nothing.
-* ``_ledger``: the replay ledger topic: read it, create it, write to it.
+* ``_ledger``: the replay ledger topic: read it, create it, the entry that marks a record replayed.
 * ``_peek``, ``_summary``: the read-only tools.
 * ``_replay``: the one tool that writes.
 
@@ -18,12 +18,21 @@ Replay bookkeeping (why replaying twice never replays a DLQ record twice):
 * The cursor: the committed offsets of the consumer group ``kretry-replay.<dlq>`` on the DLQ. Every record below
   it is settled (replayed, or refused for having been replayed ``max_replays`` times already), so ``--count``
   starts scanning there instead of at the start of the DLQ. It is an optimisation; the ledger is the truth.
-* Order: produce to the origin topic and wait for every acknowledgement; only then write the ledger entries and
-  wait for theirs; only then commit the cursor. A crash in between replays a record again on the next run
-  (at least once), never loses one.
-* One replay at a time per DLQ: two concurrent replays may both take the same record.
+* One transaction per replay, with the fixed ``transactional.id`` ``kretry-replay.<dlq>``: the records put back on
+  their origin topics, their ledger entries and the cursor move (``send_offsets_to_transaction`` for the group
+  ``kretry-replay.<dlq>``) are committed together or not at all. A crash, or a produce the broker refuses, before
+  the commit leaves nothing behind for a read_committed reader: the records are still in the DLQ, not marked, and
+  the next replay takes them (a read_uncommitted reader of an origin topic may see the aborted copies: at least
+  once, never lost).
+* One replay at a time per DLQ, across processes and machines. The order closes the race: first
+  ``init_transactions()``, which fences any older replayer of the same DLQ (its open transaction is aborted, or
+  completed if it was already committing); only then read the ledger and the cursor, with ``read_committed``, so
+  what an earlier replay committed is seen; then the transaction. A replayer fenced meanwhile fails its produce or
+  its commit and raises ReplayInProgress: it put nothing back, the newer one does the work.
+* Every read (peek, summary, ledger, cursor) is ``read_committed``: an aborted replay looks like none at all.
 
-Nothing here commits anything but ``replay`` (not in dry-run mode); ``peek`` and ``summary`` only read.
+Nothing here commits anything but ``replay`` (not in dry-run mode, which needs no transaction either); ``peek``
+and ``summary`` only read.
 """
 
 from kretry.dlq._ledger import ensure_ledger

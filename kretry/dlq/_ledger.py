@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Sequence
-from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from kretry import config
 from kretry.dlq._reader import Reader
 from kretry.dlq._records import DeadRecord, LedgerEntry, format_position, ledger_topic
-from kretry.errors import BrokerUnavailable, TopologyError
-
-ACK_TIMEOUT = 30.0
+from kretry.errors import TopologyError
 
 
 def read_ledger(dlq: Reader) -> dict[str, LedgerEntry]:
@@ -52,30 +46,7 @@ def ensure_ledger(admin: AdminClient, dlq_topic: str) -> None:
             raise TopologyError(f"creating the replay ledger {name!r} failed: {exc.args[0].str()}") from None
 
 
-def write_ledger(dlq: Reader, delivered: Sequence[DeadRecord]) -> None:
-    if not delivered:
-        return
-    name = ledger_topic(dlq.topic)
-    if name not in dlq.widths:
-        ensure_ledger(dlq.admin, dlq.topic)
-    producer = Producer(config.producer_conf(dlq.settings))
-    errors: list[str] = []
-
-    def on_delivery(err: KafkaError | None, _msg: Any) -> None:
-        if err is not None:
-            errors.append(err.str())
-
-    now = int(time.time() * 1000)
-    for r in delivered:
-        value = {"ts": r.timestamp, "topic": r.origin_topic, "replays": r.replays + 1, "at": now}
-        producer.produce(
-            name, key=format_position(r.position).encode(), value=json.dumps(value).encode(), on_delivery=on_delivery
-        )
-        producer.poll(0)
-    # A fresh topic may need a moment for its leader; the producer retries within its delivery timeout.
-    left = producer.flush(ACK_TIMEOUT)
-    if errors or left:
-        raise BrokerUnavailable(
-            f"{len(delivered)} records were replayed but the ledger {name!r} did not take them "
-            f"({errors[:1] or f'{left} unacknowledged'}); a later replay may replay them again"
-        )
+def ledger_entry(record: DeadRecord, now_ms: int) -> tuple[bytes, bytes]:
+    """The ledger's key and value that mark ``record`` replayed (once more) at ``now_ms``."""
+    value = {"ts": record.timestamp, "topic": record.origin_topic, "replays": record.replays + 1, "at": now_ms}
+    return format_position(record.position).encode(), json.dumps(value).encode()

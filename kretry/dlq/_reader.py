@@ -36,8 +36,15 @@ class Reader:
             raise TopologyError(f"DLQ topic {self.topic!r} does not exist on {settings.bootstrap_servers}")
         self.partitions = sorted(meta.topics[self.topic].partitions)
         self.widths = {name: len(t.partitions) for name, t in meta.topics.items() if t.error is None}
-        conf = config.consumer_conf(settings, f"kretry-reader-{uuid.uuid4().hex[:8]}", main=False)
-        self.consumer = Consumer({**conf, "enable.auto.commit": False})
+        self.consumer = self.group_consumer(f"kretry-reader-{uuid.uuid4().hex[:8]}")
+
+    def group_consumer(self, group: str) -> Consumer:
+        """A consumer that never commits by itself and sees only committed transactions: the ledger, the cursor
+        and origin topics are written in transactions, and an aborted replay must look like none at all."""
+        conf = config.consumer_conf(self.settings, group, main=False)
+        return Consumer(
+            {**conf, "enable.auto.commit": False, "isolation.level": "read_committed", "enable.partition.eof": True}
+        )
 
     def close(self) -> None:
         self.consumer.close()
@@ -95,8 +102,7 @@ class Reader:
 
     def cursor(self) -> dict[int, int]:
         """The replay cursor per partition, never below the start of what the DLQ still holds."""
-        conf = config.consumer_conf(self.settings, replay_group(self.topic), main=False)
-        probe = Consumer({**conf, "enable.auto.commit": False})
+        probe = self.group_consumer(replay_group(self.topic))  # read_committed: waits out a pending commit
         try:
             committed = probe.committed([TopicPartition(self.topic, p) for p in self.partitions], timeout=10)
         finally:

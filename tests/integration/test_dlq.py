@@ -6,24 +6,68 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
+from typing import Any
 
-from kretry import dlq
+import pytest
+
+from kretry import config, dlq
 from kretry import headers as hdr
-from tests.integration.kit import committed, end_offsets, header, produce, read_to_end
+from kretry.dlq._reader import Reader
+from kretry.errors import ReplayInProgress
+from tests.integration.kit import committed, end_offsets, produce
 from tests.integration.workers import ROOT
 
 NewTopic = Callable[..., str]
 
 
-def kretry(bootstrap: str, dlq_topic: str, *args: str) -> tuple[int, str, str]:
-    """`kretry ARGS` with only the settings a user would export; (exit code, stdout, stderr)."""
+def kretry_process(bootstrap: str, dlq_topic: str, *args: str) -> subprocess.Popen[bytes]:
+    """`kretry ARGS` started with only the settings a user would export."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KRETRY_")}
     env.update({"KRETRY_BOOTSTRAP_SERVERS": bootstrap, "KRETRY_DLQ_TOPIC": dlq_topic, "PYTHONPATH": str(ROOT)})
-    proc = subprocess.run(
-        [sys.executable, "-m", "kretry.cli", *args], env=env, cwd=ROOT, capture_output=True, timeout=60, check=False
+    return subprocess.Popen(
+        [sys.executable, "-m", "kretry.cli", *args],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    return proc.returncode, proc.stdout.decode(), proc.stderr.decode()
+
+
+def finished(proc: subprocess.Popen[bytes]) -> tuple[int, str, str]:
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, out.decode(), err.decode()
+
+
+def kretry(bootstrap: str, dlq_topic: str, *args: str) -> tuple[int, str, str]:
+    """`kretry ARGS` run to its end; (exit code, stdout, stderr)."""
+    return finished(kretry_process(bootstrap, dlq_topic, *args))
+
+
+READ_COMMITTED = ("-X", "isolation.level=read_committed")
+
+
+def committed_records(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """Every record of ``topic`` a read_committed consumer sees, read with kcat as a user would."""
+    proc = subprocess.run(
+        ["kcat", "-C", "-b", bootstrap, "-t", topic, "-o", "beginning", "-e", "-q", "-J", *READ_COMMITTED],
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    return [json.loads(line) for line in proc.stdout.decode().splitlines() if line.strip()]
+
+
+def kcat_header(record: dict[str, Any], name: str) -> str | None:
+    """The last value of a header in a record as ``kcat -J`` shows it: ``[name, value, name, value, ...]``."""
+    pairs = record.get("headers") or []
+    values = [value for key, value in zip(pairs[::2], pairs[1::2], strict=True) if key == name]
+    return values[-1] if values else None
+
+
+def settings_for(bootstrap: str, dlq_topic: str) -> config.Settings:
+    return config.load({"bootstrap_servers": bootstrap, "dlq_topic": dlq_topic}, environ={})
 
 
 def dead(
@@ -97,12 +141,10 @@ def test_replaying_twice_never_replays_a_record_twice(bootstrap: str, new_topic:
     assert code == 8
     assert out.splitlines()[0].startswith(f"refused 0:1: already replayed to {orders} at ")
 
-    back = read_to_end(bootstrap, orders)
-    assert sorted((m.key(), m.value()) for m in back) == [(f"k{i}".encode(), f"v{i}".encode()) for i in range(3)]
+    back = committed_records(bootstrap, orders)
+    assert sorted((m["key"], m["payload"]) for m in back) == [(f"k{i}", f"v{i}") for i in range(3)]
     for m in back:
-        names = [name for name, _ in m.headers() or []]
-        assert names == ["trace-id", hdr.REPLAYS], "the producer's headers, then kretry-replays only"
-        assert header(m, hdr.REPLAYS) == b"1"
+        assert m["headers"] == ["trace-id", m["key"].replace("k", "t-"), hdr.REPLAYS, "1"]
     assert committed(bootstrap, dlq.replay_group(dlq_topic), dlq_topic) == [3]
     code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "peek", "--json")
     assert (code, out) == (0, "")
@@ -141,7 +183,7 @@ def test_max_replays_offsets_and_dry_run(bootstrap: str, new_topic: NewTopic) ->
     ]
     code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "replay", "--offset", "0:0", "--max-replays", "4")
     assert code == 0
-    assert [header(m, hdr.REPLAYS) for m in read_to_end(bootstrap, orders)] == [b"2", b"4"]
+    assert [kcat_header(m, hdr.REPLAYS) for m in committed_records(bootstrap, orders)] == ["2", "4"]
 
 
 def test_summary_and_usage_errors(bootstrap: str, new_topic: NewTopic) -> None:
@@ -180,3 +222,65 @@ def test_summary_and_usage_errors(bootstrap: str, new_topic: NewTopic) -> None:
     code, _, err = kretry(bootstrap, dlq_topic, "dlq", "replay")
     assert code == 2
     assert "one of the arguments --count --offset is required" in err
+
+
+def fill(bootstrap: str, dlq_topic: str, origin: str, count: int) -> None:
+    produce(bootstrap, dlq_topic, [(f"k{i}".encode(), f"v{i}".encode(), dead(origin, i)) for i in range(count)])
+
+
+def test_a_replay_fenced_by_a_later_one_puts_nothing_back(
+    bootstrap: str, new_topic: NewTopic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    orders, dlq_topic = new_topic("orders"), new_topic("dlq")
+    fill(bootstrap, dlq_topic, orders, 150)
+    settings = settings_for(bootstrap, dlq_topic)
+    # The first replay stops right after it has read where to start, so that the second runs in between.
+    read_cursor = Reader.cursor
+    paused, resume = threading.Event(), threading.Event()
+
+    def cursor_then_wait(self: Reader) -> dict[int, int]:
+        found = read_cursor(self)
+        if threading.current_thread().name == "first":
+            paused.set()
+            resume.wait(60)
+        return found
+
+    monkeypatch.setattr(Reader, "cursor", cursor_then_wait)
+    outcome: dict[str, object] = {}
+
+    def first() -> None:
+        try:
+            outcome["first"] = dlq.replay(settings, count=150)
+        except ReplayInProgress as exc:
+            outcome["first"] = exc
+
+    thread = threading.Thread(target=first, name="first")
+    thread.start()
+    try:
+        assert paused.wait(60)
+        second = dlq.replay(settings, count=150)
+    finally:
+        resume.set()
+        thread.join(90)
+
+    assert len(committed_records(bootstrap, orders)) == 150
+    assert len(second.replayed) == 150
+    assert isinstance(outcome["first"], ReplayInProgress)
+    assert f"another replay of {dlq_topic} took over" in str(outcome["first"])
+    assert committed(bootstrap, dlq.replay_group(dlq_topic), dlq_topic) == [150]
+
+
+def test_two_replays_started_together_put_each_record_back_once(bootstrap: str, new_topic: NewTopic) -> None:
+    orders, dlq_topic = new_topic("orders"), new_topic("dlq")
+    fill(bootstrap, dlq_topic, orders, 150)
+
+    procs = [kretry_process(bootstrap, dlq_topic, "dlq", "replay", "--count", "150") for _ in range(2)]
+    results = [finished(p) for p in procs]
+
+    assert len(committed_records(bootstrap, orders)) == 150
+    for code, out, err in results:
+        assert code in (0, 9), err
+        if code == 9:
+            assert f"another replay of {dlq_topic} took over; this one put nothing back" in err
+        else:
+            assert out.splitlines()[-1] in ("replayed 150, refused 0", "replayed 0, refused 0")

@@ -4,9 +4,10 @@ from types import ModuleType
 
 import pytest
 
-from kretry import dlq
+from kretry import cli, dlq
 from kretry import headers as hdr
 from kretry.dlq import DeadRecord, LedgerEntry
+from kretry.errors import ReplayInProgress
 
 
 def record(
@@ -132,3 +133,14 @@ def test_the_package_exports_exactly_its_public_names() -> None:
         name for name, value in vars(dlq).items() if not name.startswith("_") and not isinstance(value, ModuleType)
     }
     assert sorted(dlq.__all__) == sorted(public)
+
+
+def test_a_replay_overtaken_by_another_exits_9(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def overtaken(*_args: object, **_kwargs: object) -> dlq.ReplayReport:
+        raise ReplayInProgress("another replay of dead took over; this one put nothing back")
+
+    monkeypatch.setattr(dlq, "replay", overtaken)
+    assert cli.main(["dlq", "replay", "--count", "1"]) == cli.EXIT_REPLAY_IN_PROGRESS == 9
+    assert "another replay of dead took over" in capsys.readouterr().err
