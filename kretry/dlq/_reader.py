@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
@@ -13,7 +14,7 @@ from confluent_kafka.admin import AdminClient
 from kretry import config
 from kretry import headers as hdr
 from kretry.config import Settings
-from kretry.dlq._records import DeadRecord, Position, replay_group
+from kretry.dlq._records import DeadRecord, Position, origin_where, replay_group
 from kretry.errors import BrokerUnavailable, ConfigError, TopologyError
 
 SCAN_TIMEOUT = 30.0  # seconds to read one partition range before giving up
@@ -81,8 +82,16 @@ class Reader:
     def records(self, partition: int, start: int, end: int) -> Iterator[DeadRecord]:
         for msg in self.scan(self.topic, partition, start, end):
             user, ours = hdr.split(msg.headers())
+            stub = ours.get(hdr.STUB)
             yield DeadRecord(
-                msg.partition(), msg.offset(), msg.timestamp()[1], msg.key(), msg.value(), user, hdr.read(ours)
+                msg.partition(),
+                msg.offset(),
+                msg.timestamp()[1],
+                msg.key(),
+                msg.value(),
+                user,
+                hdr.read(ours),
+                None if stub is None else stub.decode("utf-8", errors="replace"),
             )
 
     def all_records(self) -> Iterator[DeadRecord]:
@@ -99,6 +108,26 @@ class Reader:
             return None
         found = next(self.records(partition, offset, offset + 1), None)
         return found if found is not None and found.offset == offset else None
+
+    def original(self, stub: DeadRecord) -> DeadRecord | str:
+        """The record ``stub`` stands for, as it is at its origin (its key, value and producer's headers), or why it
+        cannot be had."""
+        topic, partition, offset = stub.origin_topic, stub.state.origin_partition, stub.state.origin_offset
+        if topic is None or partition is None or offset is None:
+            return "a stub without kretry-origin-topic/-partition/-offset: the original cannot be found"
+        where = origin_where(stub)
+        if partition >= self.widths.get(topic, 0):
+            return f"the original {where} cannot be read: {topic} has no partition {partition}"
+        low, high = self.watermarks(topic, partition)
+        if offset < low:
+            return (
+                f"the original {where} is gone (the partition now starts at offset {low}); "
+                "a stub has nothing of its own to put back"
+            )
+        found = next(self.scan(topic, partition, offset, offset + 1), None) if offset < high else None
+        if found is None or found.offset() != offset:
+            return f"the original {where} cannot be read: no record there (the partition ends at offset {high})"
+        return replace(stub, key=found.key(), value=found.value(), headers=hdr.user_headers(found.headers()), stub=None)
 
     def cursor(self) -> dict[int, int]:
         """The replay cursor per partition, never below the start of what the DLQ still holds."""

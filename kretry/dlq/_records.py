@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ DEFAULT_MAX_REPLAYS = 3
 LEDGER_SUFFIX = ".replayed"
 
 Position = tuple[int, int]  # (partition, offset) of a DLQ record
+# How a stub written before the kretry-stub header existed ends its kretry-error.
+_OLD_STUB_ERROR = re.compile(r"\d+-byte value and the producer's headers dropped$")
 
 
 def parse_position(text: str) -> Position:
@@ -61,6 +64,16 @@ class DeadRecord:
     value: bytes | None
     headers: hdr.Headers  # the producer's, as they came
     state: hdr.State  # kretry's
+    stub: str | None = None  # the kretry-stub header: what a stub left out of the record it stands for
+
+    @property
+    def left_out(self) -> str | None:
+        """What this stub left out of the original (e.g. ``"value,headers"``); None when it is a whole record."""
+        if self.stub is not None:
+            return self.stub or "value,headers"
+        if self.value is None and not self.headers and _OLD_STUB_ERROR.search(self.state.error or ""):
+            return "value,headers"
+        return None
 
     @property
     def position(self) -> Position:
@@ -87,6 +100,7 @@ class DeadRecord:
             "error": s.error,
             "group": s.group,
             "replays": self.replays,
+            "stub": self.left_out,
             "timestamp": self.timestamp,
             "time": iso(self.timestamp),
         }
@@ -129,7 +143,14 @@ def refusal(
         return f"origin topic {record.origin_topic!r} does not exist"
     if record.replays >= max_replays:
         return f"replayed {record.replays} times already (--max-replays {max_replays})"
+    if record.left_out is not None and (record.state.origin_partition is None or record.state.origin_offset is None):
+        return "a stub without kretry-origin-partition/-offset: the original it stands for cannot be found"
     return None
+
+
+def origin_where(record: DeadRecord) -> str:
+    """``orders[2]@15``: where the record first failed."""
+    return f"{record.origin_topic}[{record.state.origin_partition}]@{record.state.origin_offset}"
 
 
 def replay_headers(record: DeadRecord) -> hdr.Headers:

@@ -149,15 +149,27 @@ def _plan(
                 report.outcomes.append(Outcome(position, record.origin_topic, 0, "origin topic does not match"))
             else:
                 candidates.append(record)
+    _judge(dlq, plan, report, candidates, max_replays)
+    return plan
+
+
+def _judge(dlq: Reader, plan: _Plan, report: ReplayReport, candidates: Sequence[DeadRecord], max_replays: int) -> None:
+    """Accept each candidate, a stub as the original it stands for, or refuse it."""
     for record in candidates:
-        why = refusal(record, ledger, dlq.widths, max_replays)
+        why = refusal(record, plan.ledger, dlq.widths, max_replays)
+        if why is None and record.left_out is not None:
+            # Put back as it is, a stub would be a tombstone: on a compacted topic, the original's key deleted.
+            original = dlq.original(record)
+            if isinstance(original, str):
+                why = original
+            else:
+                record = original
         if why is None:
             plan.accepted.append(record)
             continue
         report.refuse(record, why)
-        if record.replays >= max_replays and is_replayed(record, ledger) is None:
+        if record.replays >= max_replays and is_replayed(record, plan.ledger) is None:
             plan.settled.add(record.position)
-    return plan
 
 
 def _candidates(dlq: Reader, plan: _Plan, count: int, origin_topic: str | None) -> list[DeadRecord]:

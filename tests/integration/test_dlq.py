@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from confluent_kafka import TopicPartition
+from confluent_kafka.admin import AdminClient
 
 from kretry import config, dlq
 from kretry import headers as hdr
@@ -284,3 +286,62 @@ def test_two_replays_started_together_put_each_record_back_once(bootstrap: str, 
             assert f"another replay of {dlq_topic} took over; this one put nothing back" in err
         else:
             assert out.splitlines()[-1] in ("replayed 150, refused 0", "replayed 0, refused 0")
+
+
+def produce_stub(bootstrap: str, dlq_topic: str, key: str, origin: str, offset: int, stub: str | None) -> None:
+    """A stub as the worker writes one for a record too large to forward, produced by hand with kcat."""
+    dropped = (
+        "forward to dlq failed: Broker: Message size too large; 2000000-byte value and the producer's headers dropped"
+    )
+    headers = {
+        hdr.ORIGIN_TOPIC: origin,
+        hdr.ORIGIN_PARTITION: "0",
+        hdr.ORIGIN_OFFSET: str(offset),
+        hdr.ORIGIN_TIMESTAMP: "1700000000000",
+        hdr.ATTEMPT: "1",
+        hdr.ERROR: dropped,
+        hdr.GROUP: "svc",
+    }
+    if stub is not None:
+        headers[hdr.STUB] = stub
+    args = [arg for name, value in headers.items() for arg in ("-H", f"{name}={value}")]
+    subprocess.run(
+        ["kcat", "-P", "-b", bootstrap, "-t", dlq_topic, "-K", "|", "-Z", *args],
+        input=f"{key}|".encode(),  # an empty value, sent as null (-Z): the stub has none
+        timeout=60,
+        check=True,
+    )
+
+
+def test_replaying_a_stub_puts_the_original_back_not_a_tombstone(bootstrap: str, new_topic: NewTopic) -> None:
+    orders, dlq_topic = new_topic("orders"), new_topic("dlq")
+    produce(bootstrap, orders, [(b"big-1", b"original 1", [("trace-id", b"t-1")]), (b"big-2", b"original 2", None)])
+    produce_stub(bootstrap, dlq_topic, "big-1", orders, 0, stub="value,headers")
+    produce_stub(bootstrap, dlq_topic, "big-2", orders, 1, stub=None)  # written before kretry-stub existed
+
+    code, out, err = kretry(bootstrap, dlq_topic, "dlq", "replay", "--count", "2")
+    assert code == 0, err
+    assert out.splitlines()[-1] == "replayed 2, refused 0"
+
+    back = committed_records(bootstrap, orders)[2:]
+    assert [(m["key"], m["payload"]) for m in back] == [("big-1", "original 1"), ("big-2", "original 2")]
+    assert kcat_header(back[0], "trace-id") == "t-1"
+    assert [kcat_header(m, hdr.REPLAYS) for m in back] == ["1", "1"]
+
+
+def test_a_stub_whose_original_is_gone_is_refused(bootstrap: str, new_topic: NewTopic) -> None:
+    orders, dlq_topic = new_topic("orders"), new_topic("dlq")
+    produce(bootstrap, orders, [(b"big", b"original", None), (b"later", b"v", None)])
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    for future in admin.delete_records([TopicPartition(orders, 0, 1)]).values():
+        future.result(timeout=30)  # what retention does to an old record: the log now starts at 1
+    produce_stub(bootstrap, dlq_topic, "big", orders, 0, stub="value,headers")
+
+    code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "replay", "--count", "1")
+    assert code == 8
+    assert out.splitlines() == [
+        f"refused 0:0: the original {orders}[0]@0 is gone (the partition now starts at offset 1); "
+        "a stub has nothing of its own to put back",
+        "replayed 0, refused 1",
+    ]
+    assert [m["key"] for m in committed_records(bootstrap, orders)] == ["later"]

@@ -144,3 +144,34 @@ def test_a_replay_overtaken_by_another_exits_9(
     monkeypatch.setattr(dlq, "replay", overtaken)
     assert cli.main(["dlq", "replay", "--count", "1"]) == cli.EXIT_REPLAY_IN_PROGRESS == 9
     assert "another replay of dead took over" in capsys.readouterr().err
+
+
+OLD_STUB_ERROR = (
+    "forward to dead failed: Broker: Message size too large; 2000000-byte value and the producer's headers dropped"
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "headers", "stub", "error", "left_out"),
+    [
+        (None, [], "value,headers", "x", "value,headers"),
+        (None, [], "key,value,headers", "x", "key,value,headers"),
+        (None, [], None, OLD_STUB_ERROR, "value,headers"),
+        (None, [], None, "RuntimeError: boom", None),  # a tombstone that failed: a whole record
+        (b"v", [], None, OLD_STUB_ERROR, None),
+        (None, [("trace", b"1")], None, OLD_STUB_ERROR, None),
+    ],
+)
+def test_a_stub_is_known_by_its_header_or_its_older_error(
+    value: bytes | None, headers: hdr.Headers, stub: str | None, error: str, left_out: str | None
+) -> None:
+    r = DeadRecord(0, 0, 1, b"k", value, headers, hdr.State(origin_topic="o", error=error), stub)
+    assert r.left_out == left_out
+    assert r.to_json()["stub"] == left_out
+
+
+def test_a_stub_that_does_not_say_where_its_original_is_is_refused() -> None:
+    stub = DeadRecord(0, 0, 1, b"k", None, [], hdr.State(origin_topic="orders", origin_partition=0), "value,headers")
+    assert dlq.refusal(stub, {}, {"orders": 1}, 3) == (
+        "a stub without kretry-origin-partition/-offset: the original it stands for cannot be found"
+    )
