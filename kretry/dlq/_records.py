@@ -131,14 +131,24 @@ def is_replayed(record: DeadRecord, ledger: Mapping[str, LedgerEntry]) -> Ledger
 
 
 def refusal(
-    record: DeadRecord, ledger: Mapping[str, LedgerEntry], topics: Mapping[str, int], max_replays: int
+    record: DeadRecord,
+    ledger: Mapping[str, LedgerEntry],
+    topics: Mapping[str, int],
+    max_replays: int,
+    *,
+    dlq_topic: str | None = None,
 ) -> str | None:
-    """Why ``record`` may not be replayed, or None. ``topics``: the cluster's topics and their widths."""
+    """Why ``record`` may not be replayed, or None. ``topics``: the cluster's topics and their widths;
+    ``dlq_topic``: the DLQ it was read from."""
     done = is_replayed(record, ledger)
     if done is not None:
         return f"already replayed to {done.topic} at {iso(done.at)}"
     if record.origin_topic is None:
         return "no kretry-origin-topic header"
+    if dlq_topic is not None and record.origin_topic == dlq_topic:
+        return f"origin topic {dlq_topic!r} is this DLQ itself: a replay would only copy the record within it"
+    if dlq_topic is not None and record.origin_topic == ledger_topic(dlq_topic):
+        return f"origin topic {record.origin_topic!r} is this DLQ's replay ledger, not a topic records come from"
     if record.origin_topic not in topics:
         return f"origin topic {record.origin_topic!r} does not exist"
     if record.replays >= max_replays:

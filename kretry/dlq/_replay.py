@@ -156,7 +156,7 @@ def _plan(
 def _judge(dlq: Reader, plan: _Plan, report: ReplayReport, candidates: Sequence[DeadRecord], max_replays: int) -> None:
     """Accept each candidate, a stub as the original it stands for, or refuse it."""
     for record in candidates:
-        why = refusal(record, plan.ledger, dlq.widths, max_replays)
+        why = refusal(record, plan.ledger, dlq.widths, max_replays, dlq_topic=dlq.topic)
         if why is None and record.left_out is not None:
             # Put back as it is, a stub would be a tombstone: on a compacted topic, the original's key deleted.
             original = dlq.original(record)

@@ -345,3 +345,25 @@ def test_a_stub_whose_original_is_gone_is_refused(bootstrap: str, new_topic: New
         "replayed 0, refused 1",
     ]
     assert [m["key"] for m in committed_records(bootstrap, orders)] == ["later"]
+
+
+def test_a_record_whose_origin_is_the_dlq_or_its_ledger_is_refused(bootstrap: str, new_topic: NewTopic) -> None:
+    orders, dlq_topic = new_topic("orders"), new_topic("dlq")
+    ledger = dlq.ledger_topic(dlq_topic)
+    dlq.ensure_ledger(AdminClient({"bootstrap.servers": bootstrap}), dlq_topic)
+    produce(
+        bootstrap,
+        dlq_topic,
+        [(b"ok", b"v", dead(orders, 0)), (b"loop", b"v", dead(dlq_topic, 0)), (b"ledger", b"v", dead(ledger, 0))],
+    )
+
+    code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "replay", "--count", "3")
+    assert code == 8
+    assert out.splitlines() == [
+        f"replayed 0:0 -> {orders} (kretry-replays=1)",
+        f"refused 0:1: origin topic {dlq_topic!r} is this DLQ itself: a replay would only copy the record within it",
+        f"refused 0:2: origin topic {ledger!r} is this DLQ's replay ledger, not a topic records come from",
+        "replayed 1, refused 2",
+    ]
+    assert [m["key"] for m in committed_records(bootstrap, dlq_topic)] == ["ok", "loop", "ledger"]
+    assert [m["key"] for m in committed_records(bootstrap, orders)] == ["ok"]

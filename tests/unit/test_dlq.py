@@ -175,3 +175,14 @@ def test_a_stub_that_does_not_say_where_its_original_is_is_refused() -> None:
     assert dlq.refusal(stub, {}, {"orders": 1}, 3) == (
         "a stub without kretry-origin-partition/-offset: the original it stands for cannot be found"
     )
+
+
+def test_refusal_of_a_record_from_the_dlq_itself_or_its_ledger() -> None:
+    topics = {"dead": 1, "dead.replayed": 1}
+    assert dlq.refusal(record(origin="dead"), {}, topics, 3, dlq_topic="dead") == (
+        "origin topic 'dead' is this DLQ itself: a replay would only copy the record within it"
+    )
+    assert dlq.refusal(record(origin="dead.replayed"), {}, topics, 3, dlq_topic="dead") == (
+        "origin topic 'dead.replayed' is this DLQ's replay ledger, not a topic records come from"
+    )
+    assert dlq.refusal(record(origin="dead"), {}, topics, 3, dlq_topic="other") is None
