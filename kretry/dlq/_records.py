@@ -164,8 +164,13 @@ def origin_where(record: DeadRecord) -> str:
 
 
 def replay_headers(record: DeadRecord) -> hdr.Headers:
-    """The producer's headers, unchanged, plus ``kretry-replays``: one more than the record carries."""
-    return [*record.headers, (hdr.REPLAYS, str(record.replays + 1).encode())]
+    """The producer's headers, unchanged, plus ``kretry-replays``: one more than the record carries; and
+    ``kretry-group``, the group whose retry path dead-lettered it, so that a worker can tell its own replay count
+    from another service's."""
+    out = [*record.headers, (hdr.REPLAYS, str(record.replays + 1).encode())]
+    if record.state.group is not None:
+        out.append((hdr.GROUP, record.state.group.encode()))
+    return out
 
 
 def advance(start: int, scanned: Sequence[tuple[int, bool]]) -> int:

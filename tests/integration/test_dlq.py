@@ -73,7 +73,12 @@ def settings_for(bootstrap: str, dlq_topic: str) -> config.Settings:
 
 
 def dead(
-    origin: str, offset: int, error: str = "RuntimeError: boom", replays: int | None = None, partition: int = 0
+    origin: str,
+    offset: int,
+    error: str = "RuntimeError: boom",
+    replays: int | None = None,
+    partition: int = 0,
+    group: str = "svc",
 ) -> hdr.Headers:
     """The headers a worker gives a record it dead-letters (plus one header of the producer's own)."""
     return hdr.build(
@@ -81,7 +86,7 @@ def dead(
         origin=hdr.Origin(origin, partition, offset, 1_700_000_000_000 + offset),
         attempt=2,
         error=error,
-        group="svc",
+        group=group,
         due_at=None,
         replays=replays,
     )
@@ -146,7 +151,7 @@ def test_replaying_twice_never_replays_a_record_twice(bootstrap: str, new_topic:
     back = committed_records(bootstrap, orders)
     assert sorted((m["key"], m["payload"]) for m in back) == [(f"k{i}", f"v{i}") for i in range(3)]
     for m in back:
-        assert m["headers"] == ["trace-id", m["key"].replace("k", "t-"), hdr.REPLAYS, "1"]
+        assert m["headers"] == ["trace-id", m["key"].replace("k", "t-"), hdr.REPLAYS, "1", hdr.GROUP, "svc"]
     assert committed(bootstrap, dlq.replay_group(dlq_topic), dlq_topic) == [3]
     code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "peek", "--json")
     assert (code, out) == (0, "")
@@ -367,3 +372,19 @@ def test_a_record_whose_origin_is_the_dlq_or_its_ledger_is_refused(bootstrap: st
     ]
     assert [m["key"] for m in committed_records(bootstrap, dlq_topic)] == ["ok", "loop", "ledger"]
     assert [m["key"] for m in committed_records(bootstrap, orders)] == ["ok"]
+
+
+def test_a_replayed_record_carries_the_group_that_dead_lettered_it(bootstrap: str, new_topic: NewTopic) -> None:
+    orders, dlq_topic = new_topic("orders"), new_topic("dlq")
+    produce(
+        bootstrap, dlq_topic, [(b"a", b"1", dead(orders, 0, group="svcA")), (b"b", b"2", dead(orders, 1, group="svcB"))]
+    )
+
+    code, _, err = kretry(bootstrap, dlq_topic, "dlq", "replay", "--count", "2")
+    assert code == 0, err
+
+    back = committed_records(bootstrap, orders)
+    assert [(m["key"], kcat_header(m, hdr.GROUP), kcat_header(m, hdr.REPLAYS)) for m in back] == [
+        ("a", "svcA", "1"),
+        ("b", "svcB", "1"),
+    ]

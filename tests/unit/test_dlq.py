@@ -97,6 +97,8 @@ def test_refusal() -> None:
 def test_replay_headers_keep_the_producers_and_count_one_more() -> None:
     assert dlq.replay_headers(record()) == [("trace", b"1"), (hdr.REPLAYS, b"1")]
     assert dlq.replay_headers(record(replays=2)) == [("trace", b"1"), (hdr.REPLAYS, b"3")]
+    grouped = DeadRecord(0, 0, 1, None, b"v", [], hdr.State(origin_topic="o", group="svc"))
+    assert dlq.replay_headers(grouped) == [(hdr.REPLAYS, b"1"), (hdr.GROUP, b"svc")]
 
 
 @pytest.mark.parametrize(
