@@ -136,6 +136,7 @@ def _ops_parsers(sub: Any) -> None:
     peek.add_argument("--origin-topic", help="only records that failed on this topic")
     peek.add_argument("--error", help="only records whose kretry-error contains this text (any case)")
     peek.add_argument("--all", action="store_true", help="include records already replayed")
+    peek.add_argument("--group", help=GROUP_HELP)
     replay = _ops_command(dlq_cmd, "replay", optional, "put DLQ records back on their origin topic")
     which = replay.add_mutually_exclusive_group(required=True)
     which.add_argument("--count", type=_positive, help="the oldest N records not yet replayed")
@@ -143,6 +144,7 @@ def _ops_parsers(sub: Any) -> None:
         "--offset", action="append", type=_position, metavar="PARTITION:OFFSET", help="this DLQ record (repeatable)"
     )
     replay.add_argument("--origin-topic", help="only records that failed on this topic")
+    replay.add_argument("--group", help=GROUP_HELP)
     replay.add_argument("--dry-run", action="store_true", help="show what would be replayed; produce nothing")
     replay.add_argument(
         "--max-replays",
@@ -150,8 +152,12 @@ def _ops_parsers(sub: Any) -> None:
         default=dlq.DEFAULT_MAX_REPLAYS,
         help=f"refuse records replayed this many times already (default {dlq.DEFAULT_MAX_REPLAYS})",
     )
-    _ops_command(dlq_cmd, "summary", optional, "counts by origin topic and error type")
+    summary = _ops_command(dlq_cmd, "summary", optional, "counts by group, origin topic and error type")
+    summary.add_argument("--group", help=GROUP_HELP)
     _ops_command(sub, "stats", required, "lag and oldest waiting record per stage; DLQ depth")
+
+
+GROUP_HELP = "only records this group's retry path dead-lettered (kretry-group): services may share a DLQ"
 
 
 def _positive(text: str) -> int:
@@ -315,7 +321,12 @@ def _dlq(args: argparse.Namespace, settings: config.Settings) -> int:
 
 def _dlq_peek(args: argparse.Namespace, settings: config.Settings) -> int:
     records = dlq.peek(
-        settings, args.count, origin_topic=args.origin_topic, error=args.error, include_replayed=args.all
+        settings,
+        args.count,
+        origin_topic=args.origin_topic,
+        error=args.error,
+        include_replayed=args.all,
+        group=args.group,
     )
     if args.json:
         _print_json_lines([r.to_json() for r in records])
@@ -324,8 +335,8 @@ def _dlq_peek(args: argparse.Namespace, settings: config.Settings) -> int:
     for r in records:
         j = r.to_json()
         origin = f"{r.origin_topic}[{r.state.origin_partition}]@{r.state.origin_offset}"
-        rows.append((j["dlq"], j["key"], origin, r.state.attempt, r.replays, j["time"], r.state.error))
-    _print_table(["DLQ", "KEY", "ORIGIN", "ATTEMPT", "REPLAYS", "TIME", "ERROR"], rows)
+        rows.append((j["dlq"], j["key"], j["group"], origin, r.state.attempt, r.replays, j["time"], r.state.error))
+    _print_table(["DLQ", "KEY", "GROUP", "ORIGIN", "ATTEMPT", "REPLAYS", "TIME", "ERROR"], rows)
     return EXIT_OK
 
 
@@ -337,6 +348,7 @@ def _dlq_replay(args: argparse.Namespace, settings: config.Settings) -> int:
         origin_topic=args.origin_topic,
         max_replays=args.max_replays,
         dry_run=args.dry_run,
+        group=args.group,
     )
     if args.json:
         print(json.dumps(report.to_json()))
@@ -351,14 +363,15 @@ def _dlq_replay(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _dlq_summary(args: argparse.Namespace, settings: config.Settings) -> int:
-    result = dlq.summary(settings)
+    result = dlq.summary(settings, group=args.group)
     if args.json:
-        print(json.dumps({"dlq": settings.dlq_topic, **result.to_json()}))
+        print(json.dumps({"dlq": settings.dlq_topic, "group": args.group, **result.to_json()}))
         return EXIT_OK
     out = result.to_json()
     oldest, newest = out["oldest"] or "-", out["newest"] or "-"
-    print(f"DLQ {settings.dlq_topic}: {result.total} records, oldest {oldest}, newest {newest}")
-    _print_table(["ORIGIN TOPIC", "ERROR", "COUNT"], [(t, e, n) for (t, e), n in sorted(result.by_error.items())])
+    which = settings.dlq_topic if args.group is None else f"{settings.dlq_topic}, group {args.group}"
+    print(f"DLQ {which}: {result.total} records, oldest {oldest}, newest {newest}")
+    _print_table(["GROUP", "ORIGIN TOPIC", "ERROR", "COUNT"], [(*key, n) for key, n in sorted(result.by_error.items())])
     return EXIT_OK
 
 

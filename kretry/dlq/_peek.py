@@ -15,8 +15,10 @@ def peek(
     origin_topic: str | None = None,
     error: str | None = None,
     include_replayed: bool = False,
+    group: str | None = None,
 ) -> list[DeadRecord]:
-    """The oldest ``count`` DLQ records not yet replayed (all of them with ``include_replayed``), matching."""
+    """The oldest ``count`` DLQ records not yet replayed (all of them with ``include_replayed``), matching; with
+    ``group``, only those its retry path dead-lettered."""
     if count < 1:
         raise ValueError("count must be at least 1")
     dlq = Reader(settings)
@@ -27,7 +29,7 @@ def peek(
             low, high = dlq.watermarks(dlq.topic, partition)
             taken = 0
             for record in dlq.records(partition, low, high):
-                if matches(record, origin_topic, error) and is_replayed(record, ledger) is None:
+                if matches(record, origin_topic, error, group) and is_replayed(record, ledger) is None:
                     found.append(record)
                     taken += 1
                     if taken >= count:

@@ -106,9 +106,14 @@ class DeadRecord:
         }
 
 
-def matches(record: DeadRecord, origin_topic: str | None = None, error: str | None = None) -> bool:
-    """``origin_topic`` exactly, ``error`` as a case-insensitive substring of kretry-error."""
+def matches(
+    record: DeadRecord, origin_topic: str | None = None, error: str | None = None, group: str | None = None
+) -> bool:
+    """``origin_topic`` and ``group`` (kretry-group) exactly, ``error`` as a case-insensitive substring of
+    kretry-error."""
     if origin_topic is not None and record.origin_topic != origin_topic:
+        return False
+    if group is not None and record.state.group != group:
         return False
     return error is None or error.lower() in (record.state.error or "").lower()
 

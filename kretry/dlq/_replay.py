@@ -99,8 +99,10 @@ def replay(
     origin_topic: str | None = None,
     max_replays: int = DEFAULT_MAX_REPLAYS,
     dry_run: bool = False,
+    group: str | None = None,
 ) -> ReplayReport:
-    """Put DLQ records back on their origin topic: the oldest ``count`` not yet replayed, or those at ``offsets``.
+    """Put DLQ records back on their origin topic: the oldest ``count`` not yet replayed, or those at ``offsets``;
+    only those that failed on ``origin_topic`` and that ``group``'s retry path dead-lettered, when given.
 
     Raises ReplayInProgress when another replay of the same DLQ started meanwhile; this one then put nothing back.
     """
@@ -114,13 +116,13 @@ def replay(
     try:
         report = ReplayReport(dry_run)
         if dry_run:
-            report.put_back(_plan(dlq, report, count, offsets, origin_topic, max_replays).accepted)
+            report.put_back(_plan(dlq, report, count, offsets, (origin_topic, group), max_replays).accepted)
             return report
         # Fence first, read second: once init_transactions() returns, any older replayer of this DLQ is fenced
         # and its open transaction aborted or committed, so the ledger and cursor read next are the last word.
         producer = Producer({**config.producer_conf(settings), "transactional.id": replay_group(dlq.topic)})
         _fenced_call(dlq.topic, producer.init_transactions, TXN_TIMEOUT)
-        plan = _plan(dlq, report, count, offsets, origin_topic, max_replays)
+        plan = _plan(dlq, report, count, offsets, (origin_topic, group), max_replays)
         _put_back(producer, dlq, plan, report, move_cursor=count is not None)
         return report
     finally:
@@ -132,13 +134,15 @@ def _plan(
     report: ReplayReport,
     count: int | None,
     offsets: Sequence[Position],
-    origin_topic: str | None,
+    only: tuple[str | None, str | None],
     max_replays: int,
 ) -> _Plan:
+    """``only``: the origin topic and the group to replay records of (None: any)."""
+    origin_topic, group = only
     ledger = read_ledger(dlq)
     plan = _Plan([], ledger)
     if count is not None:
-        candidates = _candidates(dlq, plan, count, origin_topic)
+        candidates = _candidates(dlq, plan, count, only)
     else:
         candidates = []
         for position in dict.fromkeys(offsets):
@@ -147,6 +151,9 @@ def _plan(
                 report.outcomes.append(Outcome(position, None, 0, f"no record at {format_position(position)}"))
             elif not matches(record, origin_topic):
                 report.outcomes.append(Outcome(position, record.origin_topic, 0, "origin topic does not match"))
+            elif not matches(record, group=group):
+                why = f"kretry-group {record.state.group!r} is not {group!r}"
+                report.outcomes.append(Outcome(position, record.origin_topic, 0, why))
             else:
                 candidates.append(record)
     _judge(dlq, plan, report, candidates, max_replays)
@@ -172,7 +179,7 @@ def _judge(dlq: Reader, plan: _Plan, report: ReplayReport, candidates: Sequence[
             plan.settled.add(record.position)
 
 
-def _candidates(dlq: Reader, plan: _Plan, count: int, origin_topic: str | None) -> list[DeadRecord]:
+def _candidates(dlq: Reader, plan: _Plan, count: int, only: tuple[str | None, str | None]) -> list[DeadRecord]:
     """The oldest ``count`` matching records not yet replayed, from the cursor on; ``plan`` learns what was scanned."""
     plan.starts = dlq.cursor()
     found: list[DeadRecord] = []
@@ -182,7 +189,7 @@ def _candidates(dlq: Reader, plan: _Plan, count: int, origin_topic: str | None) 
         plan.scanned[partition] = []
         for record in dlq.records(partition, plan.starts[partition], high):
             plan.scanned[partition].append(record)
-            if matches(record, origin_topic) and is_replayed(record, plan.ledger) is None:
+            if matches(record, only[0], group=only[1]) and is_replayed(record, plan.ledger) is None:
                 found.append(record)
                 taken += 1
                 if taken >= count:

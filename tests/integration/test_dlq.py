@@ -125,7 +125,7 @@ def test_peek_shows_and_filters_and_commits_nothing(bootstrap: str, new_topic: N
     code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "peek")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["DLQ", "KEY", "ORIGIN", "ATTEMPT", "REPLAYS", "TIME", "ERROR"]
+    assert lines[0].split() == ["DLQ", "KEY", "GROUP", "ORIGIN", "ATTEMPT", "REPLAYS", "TIME", "ERROR"]
     assert any(line.startswith("1:0") and f"{payments}[0]@7" in line and "ValueError" in line for line in lines)
     # Read-only: the replay cursor is untouched.
     assert committed(bootstrap, dlq.replay_group(dlq_topic), dlq_topic, 2) == [-1001, -1001]
@@ -388,3 +388,42 @@ def test_a_replayed_record_carries_the_group_that_dead_lettered_it(bootstrap: st
         ("a", "svcA", "1"),
         ("b", "svcB", "1"),
     ]
+
+
+def test_the_dlq_tools_filter_by_group(bootstrap: str, new_topic: NewTopic) -> None:
+    orders, dlq_topic = new_topic("orders"), new_topic("dlq")
+    produce(
+        bootstrap,
+        dlq_topic,
+        [
+            (b"a0", b"v", dead(orders, 0, group="svcA")),
+            (b"b1", b"v", dead(orders, 1, "KeyError: 'x'", group="svcB")),
+            (b"a2", b"v", dead(orders, 2, group="svcA")),
+        ],
+    )
+
+    code, out, err = kretry(bootstrap, dlq_topic, "dlq", "peek", "--json", "--group", "svcB")
+    assert code == 0, err
+    assert [(r["key"], r["group"]) for r in json_lines(out)] == [("b1", "svcB")]
+    code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "peek", "--group", "svcA")
+    lines = out.splitlines()
+    assert lines[0].split() == ["DLQ", "KEY", "GROUP", "ORIGIN", "ATTEMPT", "REPLAYS", "TIME", "ERROR"]
+    assert [line.split()[:3] for line in lines[1:]] == [["0:0", "a0", "svcA"], ["0:2", "a2", "svcA"]]
+
+    code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "summary", "--json")
+    assert {(e["group"], e["topic"], e["error"]): e["count"] for e in json.loads(out)["by_error"]} == {
+        ("svcA", orders, "RuntimeError"): 2,
+        ("svcB", orders, "KeyError"): 1,
+    }
+    code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "summary", "--group", "svcB")
+    assert out.splitlines()[0].startswith(f"DLQ {dlq_topic}, group svcB: 1 records, oldest ")
+    assert out.splitlines()[1].split() == ["GROUP", "ORIGIN", "TOPIC", "ERROR", "COUNT"]
+    assert out.splitlines()[2].split() == ["svcB", orders, "KeyError", "1"]
+
+    code, out, err = kretry(bootstrap, dlq_topic, "dlq", "replay", "--count", "10", "--group", "svcA")
+    assert code == 0, err
+    assert out.splitlines()[-1] == "replayed 2, refused 0"
+    assert [m["key"] for m in committed_records(bootstrap, orders)] == ["a0", "a2"]
+    code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "replay", "--offset", "0:1", "--group", "svcA")
+    assert (code, out.splitlines()[0]) == (8, "refused 0:1: kretry-group 'svcB' is not 'svcA'")
+    assert [r.key for r in dlq.peek(settings_for(bootstrap, dlq_topic), group="svcB")] == [b"b1"]

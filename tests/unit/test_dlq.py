@@ -18,8 +18,11 @@ def record(
     origin: str | None = "orders",
     error: str | None = "RuntimeError: boom",
     replays: int | None = None,
+    group: str | None = None,
 ) -> DeadRecord:
-    state = hdr.State(origin_topic=origin, origin_partition=1, origin_offset=5, error=error, replays=replays)
+    state = hdr.State(
+        origin_topic=origin, origin_partition=1, origin_offset=5, error=error, replays=replays, group=group
+    )
     return DeadRecord(partition, offset, ts, b"k", b"v", [("trace", b"1")], state)
 
 
@@ -56,20 +59,28 @@ def test_summarize_counts_by_topic_and_error_type() -> None:
             record(offset=0, ts=300),
             record(offset=1, ts=100, error="RuntimeError: other"),
             record(offset=2, ts=200, error="KeyError: 'x'"),
-            record(offset=3, ts=250, origin="payments", error=None),
-            record(offset=4, ts=400, origin=None),
+            record(offset=3, ts=250, origin="payments", error=None, group="svc"),
+            record(offset=4, ts=400, origin=None, group="svc"),
         ]
     )
     assert summary.total == 5
     assert summary.by_topic == {"orders": 3, "payments": 1, "(unknown)": 1}
+    assert summary.by_group == {"(unknown)": 3, "svc": 2}
     assert summary.by_error == {
-        ("orders", "RuntimeError"): 2,
-        ("orders", "KeyError"): 1,
-        ("payments", "(none)"): 1,
-        ("(unknown)", "RuntimeError"): 1,
+        ("(unknown)", "orders", "RuntimeError"): 2,
+        ("(unknown)", "orders", "KeyError"): 1,
+        ("svc", "payments", "(none)"): 1,
+        ("svc", "(unknown)", "RuntimeError"): 1,
     }
     assert (summary.oldest, summary.newest) == (100, 400)
-    assert dlq.summarize([]).to_json() == {"total": 0, "by_topic": {}, "by_error": [], "oldest": None, "newest": None}
+    assert dlq.summarize([]).to_json() == {
+        "total": 0,
+        "by_topic": {},
+        "by_group": {},
+        "by_error": [],
+        "oldest": None,
+        "newest": None,
+    }
 
 
 def test_matches_and_oldest_first() -> None:
@@ -78,6 +89,9 @@ def test_matches_and_oldest_first() -> None:
     assert not dlq.matches(a, origin_topic="pay")
     assert dlq.matches(b, error="valueerror")
     assert not dlq.matches(a, error="valueerror")
+    assert dlq.matches(record(group="svcA"), group="svcA")
+    assert not dlq.matches(record(group="svcA"), group="svcB")
+    assert not dlq.matches(a, group="svcA")
     assert dlq.oldest_first([a, b, c], 2) == [b, c]
 
 
