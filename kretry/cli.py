@@ -278,12 +278,14 @@ def _print_json_lines(items: Sequence[Any]) -> None:
 
 def _topics(args: argparse.Namespace, retrier: Retrier) -> int:
     if args.action == "check":
-        problems = admin.check(retrier)
-        for line in problems:
+        found = admin.check(retrier)
+        for line in found.problems:
             print(line)
-        if not problems:
+        for line in found.notes:
+            print(f"note: {line}")
+        if not found.problems:
             print("ok: every retry topic, the DLQ and its ledger are as kretry needs them")
-        return EXIT_TOPOLOGY if problems else EXIT_OK
+        return EXIT_TOPOLOGY if found.problems else EXIT_OK
     needs = admin.create(retrier) if args.action == "create" else admin.plan(retrier)
     if args.json:
         _print_json_lines([n.to_json() for n in needs])
