@@ -27,10 +27,10 @@ from kretry.errors import (
     KafkaFatalError,
     TopologyError,
 )
-from kretry.http import Server
 from kretry.importer import load_app
 from kretry.retrier import Retrier
 from kretry.stage import StageStopped
+from kretry.web import Server
 from kretry.worker import Worker
 
 EXIT_OK = 0
