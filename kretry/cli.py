@@ -75,7 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default="INFO")
     run.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
     run.add_argument("--http-port", type=int, help="serve /metrics, /healthz, /readyz and /v1/dead_set on this port")
-    run.add_argument("--http-host", default="127.0.0.1", help="address for --http-port (default 127.0.0.1)")
+    run.add_argument(
+        "--http-host",
+        default="127.0.0.1",
+        help="address for --http-port (default 127.0.0.1; elsewhere the dead set needs KRETRY_HTTP_TOKEN)",
+    )
     _ops_parsers(sub)
     return parser
 
