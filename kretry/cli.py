@@ -30,10 +30,10 @@ from kretry.errors import (
     StopTimeout,
     TopologyError,
 )
-from kretry.http import Server
 from kretry.importer import load_app
 from kretry.retrier import Retrier
 from kretry.stage import StageStopped
+from kretry.web import Server
 from kretry.worker import Worker
 
 EXIT_OK = 0
@@ -81,7 +81,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default="INFO")
     run.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
     run.add_argument("--http-port", type=int, help="serve /metrics, /healthz, /readyz and /v1/dead_set on this port")
-    run.add_argument("--http-host", default="127.0.0.1", help="address for --http-port (default 127.0.0.1)")
+    run.add_argument(
+        "--http-host",
+        default="127.0.0.1",
+        help="address for --http-port (default 127.0.0.1; elsewhere the dead set needs KRETRY_HTTP_TOKEN)",
+    )
     _ops_parsers(sub)
     return parser
 
