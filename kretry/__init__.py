@@ -12,6 +12,7 @@ from kretry.errors import (
     RetryLater,
     TopologyError,
 )
+from kretry.guard import DlqGuard
 from kretry.message import Message
 from kretry.retrier import Retrier
 from kretry.serde import json
@@ -25,6 +26,7 @@ __all__ = [
     "Backoff",
     "BrokerUnavailable",
     "ConfigError",
+    "DlqGuard",
     "DurationError",
     "KafkaFatalError",
     "KretryError",

@@ -1,7 +1,7 @@
 """Republishing a record to its next stage or the DLQ, with acknowledged delivery.
 
-``send`` returns at once; ``done`` is called (from ``poll``, in the stage's own thread) once the broker
-acknowledged the record. Transient failures are sent again; a permanent one is handed to ``fallback``, which
+``send`` returns at once; ``done`` is called with the delivered record (from ``poll``, in the stage's own thread)
+once the broker acknowledged it. Transient failures are sent again; a permanent one is handed to ``fallback``, which
 names another record to send instead (a DLQ entry, a smaller stub) or gives up, which is fatal for the stage.
 """
 
@@ -44,6 +44,7 @@ class Outgoing(NamedTuple):
 
 
 Fallback = Callable[[Outgoing, KafkaError], "Outgoing | None"]
+Done = Callable[[Any], None]  # called with the record as delivered: its topic, partition and offset
 
 
 class ForwardFailed(Exception):
@@ -67,7 +68,7 @@ class Forwarder:
         self._fallback = fallback
         self._on_failure = on_failure
         self._partitions = partitions or {}
-        self._resend: list[tuple[float, Outgoing, Callable[[], None]]] = []
+        self._resend: list[tuple[float, Outgoing, Done]] = []
         self.fatal: ForwardFailed | None = None
 
     def _partition_for(self, out: Outgoing) -> int | None:
@@ -77,10 +78,10 @@ class Forwarder:
         width = self._partitions.get(out.topic)
         return out.partition if width is not None and out.partition < width else None
 
-    def send(self, out: Outgoing, done: Callable[[], None]) -> None:
-        def on_delivery(err: KafkaError | None, _msg: Any) -> None:
+    def send(self, out: Outgoing, done: Done) -> None:
+        def on_delivery(err: KafkaError | None, msg: Any) -> None:
             if err is None:
-                done()
+                done(msg)
             else:
                 self._failed(out, err, done)
 
@@ -103,7 +104,7 @@ class Forwarder:
                 self._failed(out, exc.args[0], done)
                 return
 
-    def _failed(self, out: Outgoing, err: KafkaError, done: Callable[[], None]) -> None:
+    def _failed(self, out: Outgoing, err: KafkaError, done: Done) -> None:
         self._on_failure(out, err)
         if err.code() not in PERMANENT and not err.fatal():
             self._resend.append((time.monotonic() + RESEND_BACKOFF, out, done))

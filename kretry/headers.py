@@ -7,6 +7,7 @@ own, say). Reading them never raises: a missing or corrupt value reads as None.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -22,12 +23,30 @@ REPLAYS = "kretry-replays"
 # On a DLQ record that stands in for one too large to forward: what was left out (e.g. "value,headers"). The
 # original is still at kretry-origin-topic/-partition/-offset, which is what a replay of the stub puts back.
 STUB = "kretry-stub"
+ERROR_CLASS = "kretry-error-class"  # the exception's qualified class, e.g. "httpx.HTTPStatusError"
+ERROR_TRACE = "kretry-error-trace"  # on DLQ records only: the end of the stack trace, TRACE_MAX_BYTES at most
 # Exactly the names kretry writes: a name kretry does not know is never taken away from the producer.
 OWN = frozenset(
-    {ORIGIN_TOPIC, ORIGIN_PARTITION, ORIGIN_OFFSET, ORIGIN_TIMESTAMP, ATTEMPT, DUE_AT, ERROR, GROUP, REPLAYS, STUB}
+    {
+        ORIGIN_TOPIC,
+        ORIGIN_PARTITION,
+        ORIGIN_OFFSET,
+        ORIGIN_TIMESTAMP,
+        ATTEMPT,
+        DUE_AT,
+        ERROR,
+        ERROR_CLASS,
+        ERROR_TRACE,
+        GROUP,
+        REPLAYS,
+        STUB,
+    }
 )
 
 ERROR_MAX_BYTES = 1000
+# Only the innermost frames, where the failure is; with everything else kretry adds it stays within the 8 KiB
+# of headroom retry topics and the DLQ have over their main topic (admin.HEADROOM).
+TRACE_MAX_BYTES = 3000
 
 Headers = list[tuple[str, bytes]]
 RawHeaders = Sequence[tuple[str, bytes | None]] | None
@@ -91,6 +110,8 @@ class State(NamedTuple):
     error: str | None = None
     group: str | None = None
     replays: int | None = None
+    error_class: str | None = None
+    error_trace: str | None = None
 
 
 def due_and_group(headers: RawHeaders) -> tuple[int | None, str | None]:
@@ -118,6 +139,8 @@ def read(ours: dict[str, bytes]) -> State:
         error=_text(ours, ERROR),
         group=_text(ours, GROUP),
         replays=_int(ours, REPLAYS),
+        error_class=_text(ours, ERROR_CLASS),
+        error_trace=_text(ours, ERROR_TRACE),
     )
 
 
@@ -157,6 +180,26 @@ def describe_error(exc: BaseException) -> str:
     return truncate(text, ERROR_MAX_BYTES)
 
 
+def error_class(exc: BaseException) -> str:
+    """``"module.QualifiedName"`` of the exception's class; builtins are named as Python names them."""
+    kind = type(exc)
+    module = getattr(kind, "__module__", None)
+    name = getattr(kind, "__qualname__", kind.__name__)
+    return name if module in (None, "builtins") else f"{module}.{name}"
+
+
+def error_trace(exc: BaseException) -> str:
+    """The end of the exception's formatted traceback (causes included), at most TRACE_MAX_BYTES. Never raises."""
+    try:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception:  # a broken __str__ or a cyclic chain: the class is still worth having
+        return error_class(exc)
+    raw = text.encode("utf-8", errors="replace")
+    if len(raw) <= TRACE_MAX_BYTES:
+        return raw.decode("utf-8")
+    return "..." + raw[len(raw) - TRACE_MAX_BYTES + 3 :].decode("utf-8", errors="ignore")
+
+
 def truncate(text: str, max_bytes: int) -> str:
     raw = text.encode("utf-8", errors="replace")  # a lone surrogate becomes "?", which every header can carry
     if len(raw) <= max_bytes:
@@ -173,6 +216,8 @@ def build(
     group: str,
     due_at: int | None,
     replays: int | None,
+    error_class: str | None = None,
+    trace: str | None = None,
 ) -> Headers:
     """The headers of a forwarded record: the producer's own first, unchanged, then kretry's, fresh."""
     # Built on every forwarded record: bytes formatting straight away, no intermediate strings.
@@ -190,4 +235,8 @@ def build(
         out.append((DUE_AT, b"%d" % due_at))
     if replays:
         out.append((REPLAYS, b"%d" % replays))
+    if error_class is not None:
+        out.append((ERROR_CLASS, error_class.encode("utf-8")))
+    if trace is not None:
+        out.append((ERROR_TRACE, trace.encode("utf-8")))
     return out

@@ -52,6 +52,7 @@ class StageStats:
         "dropped",
         "forward_failed",
         "handler",
+        "held",
         "lateness",
         "other_group",
         "paused",
@@ -66,6 +67,7 @@ class StageStats:
         self.success = self.retried = self.dead_lettered = self.dropped = self.forward_failed = 0
         self.other_group = 0
         self.abandoned = 0  # records left unhandled because a handler outlasted max.poll.interval.ms
+        self.held = 0  # records held back from the DLQ by the flood guard
         self.paused = 0
         self.handler = Buckets(HANDLER_BUCKETS)
         self.lateness = Buckets(LATENESS_BUCKETS)
@@ -97,15 +99,21 @@ class _StageCollector(Collector):
             "Records left unhandled after a handler outlasted max.poll.interval.ms (fetched again)",
             labels=["topic", "stage"],
         )
+        held = CounterMetricFamily(
+            "kretry_dlq_guard_held_records",
+            "Records held back from the DLQ because the DLQ flood guard tripped",
+            labels=["topic", "stage"],
+        )
         for s in list(self._stages):
             labels = [s.topic, s.stage]
             abandoned.add_metric(labels, s.abandoned)
+            held.add_metric(labels, s.held)
             for outcome in OUTCOMES:
                 messages.add_metric([*labels, outcome], getattr(s, outcome))
             for family, buckets in ((handler, s.handler), (lateness, s.lateness)):
                 family.add_metric(labels, buckets.cumulative(), sum_value=buckets.sum)
             paused.add_metric(labels, s.paused)
-        yield from (messages, handler, lateness, paused, abandoned)
+        yield from (messages, handler, lateness, paused, abandoned, held)
 
 
 class Metrics:
@@ -117,6 +125,11 @@ class Metrics:
             "kretry_kafka_errors",
             "Errors reported by the Kafka client",
             ["topic", "stage", "code"],
+            registry=self.registry,
+        )
+        self.guard_tripped = Gauge(
+            "kretry_dlq_guard_tripped",
+            "1 while the DLQ flood guard holds records back from the DLQ, else 0",
             registry=self.registry,
         )
         self.lag = Gauge(

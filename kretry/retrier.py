@@ -11,6 +11,7 @@ from kretry import config
 from kretry.backoff import Backoff, checked
 from kretry.durations import Duration, parse_duration
 from kretry.errors import ConfigError
+from kretry.guard import DlqGuard
 from kretry.policy import ExceptionTypes, Exhausted, Policy
 from kretry.serde import Deserializer
 from kretry.topology import (
@@ -114,6 +115,7 @@ class Retrier:
         bootstrap_servers: str | None = None,
         dlq_topic: str | None = UNSET,
         kafka: Mapping[str, Any] | None = None,
+        dlq_guard: DlqGuard | None = None,
     ) -> None:
         overrides: dict[str, Any] = {
             "group_id": group_id,
@@ -126,6 +128,11 @@ class Retrier:
         if self.settings.group_id is None:
             raise ConfigError("group_id: required; pass Retrier(group_id=...) or set KRETRY_GROUP_ID")
         self.group_id: str = self.settings.group_id
+        if dlq_guard is not None and not isinstance(dlq_guard, DlqGuard):
+            raise ConfigError(f"dlq_guard: expected kretry.DlqGuard(...), got {dlq_guard!r}")
+        if dlq_guard is not None and self.settings.dlq_topic is None:
+            raise ConfigError("dlq_guard: there is no DLQ to guard (dlq_topic=None)")
+        self.dlq_guard = None if dlq_guard is None else dlq_guard.checked()
         self._handlers: dict[str, HandlerSpec] = {}
 
     @property

@@ -17,6 +17,7 @@ from confluent_kafka.admin import AdminClient, ClusterMetadata  # type: ignore[a
 from kretry import config
 from kretry.admin import LEDGER_ROLE, TopicNeed, create_topics, max_message_bytes, needs
 from kretry.errors import BrokerUnavailable, ConfigError, KafkaFatalError, StopTimeout, TopologyError
+from kretry.guard import Flood
 from kretry.metrics import Metrics
 from kretry.retrier import Retrier
 from kretry.stage import Stage
@@ -53,6 +54,9 @@ class Worker:
         self._wanted: dict[str, TopicNeed] = {}
         self._recreated_at = float("-inf")
         self.absent: list[str] = []  # topics of ours found deleted at the last look
+        self.flood = None if retrier.dlq_guard is None else Flood(retrier.dlq_guard)
+        flood = self.flood
+        self.metrics.guard_tripped.set_function(lambda: float(flood is not None and flood.tripped is not None))
 
     # -- start-up -------------------------------------------------------------------------------------------
 
@@ -88,6 +92,7 @@ class Worker:
                     partitions=widths,
                     metrics=self.metrics,
                     stopping=self.stopping,
+                    flood=self.flood,
                 )
             )
         for stage in self.stages:
@@ -226,6 +231,15 @@ class Worker:
             raise KafkaFatalError(str(failure)) from failure
         raise failure
 
+    def reset_dlq_guard(self) -> bool:
+        """Let records flow to the DLQ again after the guard tripped; False when there is no guard."""
+        if self.flood is None:
+            return False
+        if self.flood.tripped is not None:
+            log.warning("DLQ flood guard reset", was=self.flood.tripped)
+        self.flood.reset()
+        return True
+
     def stalled(self, limit: float = STALL_LIMIT) -> list[str]:
         """The topics of stages whose loop has not come round for ``limit`` seconds (a handler stuck, say)."""
         now = time.monotonic()
@@ -237,6 +251,11 @@ class Worker:
         ``/readyz`` answers 503 with these reasons; each stage may add its own (``Stage.problems``).
         """
         found = [f"{t} does not exist (deleted while running?); forwards to it wait" for t in self.absent]
+        if self.flood is not None and self.flood.tripped is not None:
+            found.append(
+                f"DLQ flood guard tripped: {self.flood.tripped}; records bound for the DLQ are held and the main "
+                "topics paused until POST /v1/dlq_guard/reset or a restart"
+            )
         stalled = self.stalled()
         if stalled:
             found.append(f"no poll for {STALL_LIMIT:.0f}s on {', '.join(stalled)}: a handler may be stuck")

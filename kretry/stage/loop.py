@@ -19,18 +19,20 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from kretry import headers as hdr
 from kretry.dispatch import Dispatcher
 from kretry.forward import Forwarder, Outgoing
+from kretry.guard import Flood
 from kretry.metrics import Metrics
 from kretry.offsets import PartitionOffsets
 from kretry.policy import Action, decide
 from kretry.retrier import StageSpec
 from kretry.stage.failure import instead
+from kretry.stage.tally import Tally
 from kretry.topology import retry_topic
 
 log = structlog.get_logger("kretry")
 
 BATCH = 500
 IDLE_POLL = 0.1  # seconds; bounds how late a due record or a stop request is noticed
-DEAD_LOG_EVERY = 5.0  # seconds between WARNING lines about dead letters, per stage
+LOG_EVERY = 5.0  # seconds between full lines about retried or dead-lettered records, per stage (then a count)
 REVOKE_FLUSH = 10.0
 FORWARD_LOG_EVERY = 10.0  # seconds between ERROR lines about refused forwards, per target topic and error
 MISSING_FOR = 15.0  # seconds a topic counts as missing after the last forward it refused as unknown
@@ -63,8 +65,11 @@ class Stage:
         metrics: Metrics,
         stopping: threading.Event,
         clock: Callable[[], float] = time.time,
+        flood: Flood | None = None,
     ) -> None:
         self.spec = spec
+        self._flood = flood
+        self._flood_generation = 0
         self.label = stage_label(spec.attempt)
         self.base = spec.handler.topic
         self._policy = spec.handler.policy
@@ -85,8 +90,8 @@ class Stage:
         self._log = log.bind(topic=spec.topic, stage=self.label, group=spec.group)
         labels = (self.base, self.label)
         self.stats = stats = metrics.stage(*labels)
-        self._dead_logged_at = float("-inf")
-        self._dead_unlogged = 0
+        self._retries_log = Tally(LOG_EVERY)
+        self._dead_log = Tally(LOG_EVERY)
         self._forward_logged: dict[tuple[str, str], tuple[float, int]] = {}  # (topic, error) -> (when, unlogged)
         self.missing: dict[str, float] = {}  # topic -> when a forward last found it missing (monotonic)
         self._foreign_seen: set[str] = set()
@@ -124,6 +129,7 @@ class Stage:
 
     def _step(self, consumer: Consumer, forwarder: Forwarder) -> None:
         self.last_step = now = time.monotonic()
+        self._summarise_logs(now)
         if now - self._lag_at >= LAG_EVERY:
             # From the stage's own thread: a client is not to be used from two threads at once.
             self._lag_at = now
@@ -140,6 +146,14 @@ class Stage:
             self._fresh = []
         if self._waiting:
             self._resume_due(consumer)
+        if self._flood is None or not self._guarded(consumer):
+            self._handle(consumer, forwarder)
+        forwarder.poll()
+        if forwarder.fatal is not None:
+            self.fatal = forwarder.fatal
+        self._store(consumer)
+
+    def _handle(self, consumer: Consumer, forwarder: Forwarder) -> None:
         ready = self._take(consumer, forwarder, self._fetch(consumer))
         if ready:
             outcomes = self._dispatch.call_batch(ready)
@@ -148,10 +162,6 @@ class Stage:
             else:
                 for msg, outcome in zip(ready, outcomes, strict=True):
                     self._settle(forwarder, msg, outcome)
-        forwarder.poll()
-        if forwarder.fatal is not None:
-            self.fatal = forwarder.fatal
-        self._store(consumer)
 
     def _take(self, consumer: Consumer, forwarder: Forwarder, batch: list[Any]) -> list[Any]:
         """Handle the batch's due records now (sync handlers) or return them (async handlers)."""
@@ -222,10 +232,14 @@ class Stage:
         return tracker
 
     def _settle(self, forwarder: Forwarder, msg: Any, outcome: BaseException | None) -> None:
+        if self._waiting and msg.partition() in self._waiting:
+            return  # a record before it in its partition is held: nothing past that may be stored
         tracker = self._tracker(msg.partition())
         if outcome is None:
             tracker.done_now(msg.offset())
             self.stats.success += 1
+            if self._flood is not None:
+                self._flood.handled(time.monotonic())
         else:
             self._failed(forwarder, tracker, msg, outcome)
 
@@ -257,8 +271,42 @@ class Stage:
     def _overdue(self) -> bool:
         return time.monotonic() - self._polled_at > self._poll_budget
 
-    def _abandon(self, consumer: Consumer, rest: list[Any]) -> None:
-        """Leave ``rest`` unhandled and unstored: each partition is fetched again from its first record of it."""
+    def _guarded(self, consumer: Consumer) -> bool:
+        """True while the DLQ flood guard keeps this main stage from taking records; notices the guard's resets."""
+        flood = self._flood
+        assert flood is not None
+        if flood.generation != self._flood_generation:
+            self._flood_generation = flood.generation
+            # Records held on their way to the DLQ are due now; a main stage takes records again.
+            self._waiting = {p: (0.0, offset) for p, (_, offset) in self._waiting.items()}
+            if self.spec.attempt == 0 and self.assigned:
+                consumer.resume([TopicPartition(self.spec.topic, p) for p in self.assigned if p not in self._waiting])
+        if flood.tripped is None or self.spec.attempt != 0:
+            return False
+        if self.assigned:
+            consumer.pause([TopicPartition(self.spec.topic, p) for p in self.assigned])
+        # Polling on keeps the group membership; whatever was fetched before the pause is fetched again once the
+        # guard is reset.
+        self._polled_at = time.monotonic()
+        self._rewind(consumer, consumer.consume(BATCH, IDLE_POLL))
+        return True
+
+    def _hold(self, msg: Any) -> None:
+        """The DLQ flood guard tripped: the record waits where it is, its partition paused, until a reset."""
+        assert self.consumer is not None
+        self._wait(self.consumer, msg, float("inf"))
+        self.stats.held += 1
+        if self.stats.held == 1 or self.stats.held % 1000 == 0:
+            self._log.error(
+                "DLQ flood guard tripped: records bound for the DLQ are held",
+                reason=self._flood.tripped if self._flood else None,
+                held=self.stats.held,
+                partition=msg.partition(),
+                offset=msg.offset(),
+            )
+
+    def _rewind(self, consumer: Consumer, rest: list[Any]) -> None:
+        """Seek each partition of ``rest`` back to its first record there, so none of them is passed over."""
         first: dict[int, int] = {}
         for msg in rest:
             if msg.error() is None and msg.partition() not in self._waiting:
@@ -267,6 +315,10 @@ class Stage:
             # The partition may be revoked already; then its next owner starts from the last commit anyway.
             with contextlib.suppress(KafkaException):
                 consumer.seek(TopicPartition(self.spec.topic, partition, offset))
+
+    def _abandon(self, consumer: Consumer, rest: list[Any]) -> None:
+        """Leave ``rest`` unhandled and unstored: each partition is fetched again from its first record of it."""
+        self._rewind(consumer, rest)
         self.stats.abandoned += len(rest)
         self._log.warning(
             "handling outlasted max.poll.interval.ms: the rest of the batch is left to the partitions' owner",
@@ -313,7 +365,8 @@ class Stage:
         decision = decide(self._policy, self.spec.attempt, exc, age=now - origin.timestamp / 1000.0)
         error = hdr.describe_error(exc)
         offset = msg.offset()
-        where = {"partition": msg.partition(), "offset": offset, "attempt": self.spec.attempt, "error": error}
+        # "attempt" as the forwarded record's kretry-attempt says it: the attempts made so far.
+        where = {"partition": msg.partition(), "offset": offset, "attempt": self.spec.attempt + 1, "error": error}
         if decision.action is Action.DROP:
             self._log.warning("record dropped", reason=decision.reason, **where)
             tracker.done_now(offset)
@@ -324,20 +377,23 @@ class Stage:
             tracker.begin(offset)  # never finished: nothing at or past it is stored
             self.fatal = StageStopped(f"{self.spec.topic}[{msg.partition()}]@{offset}: {error}")
             return
+        trace = None
         if decision.action is Action.RETRY:
             target = self._next_topic
             due_at: int | None = int((now + decision.delay) * 1000)
             self.stats.retried += 1
-            # One line per retried record would cost more than the retry itself in a failure storm: the
-            # counters tell how many, the retry topic holds each record with its error.
-            self._log.debug("record forwarded", to=target, **where)
+            if self._retries_log.add(time.monotonic(), where):
+                self._log.info("record retried", to=target, due=_iso(due_at), key=_key(msg), **where)
+        elif self._flood is not None and not self._flood.may_dead_letter(time.monotonic()):
+            self._hold(msg)
+            return
         else:
             assert self._dlq is not None  # the Retrier refuses dead_letter without a DLQ
             target, due_at = self._dlq, None
             if decision.reason != "exhausted":
                 error = hdr.truncate(f"{error} [{decision.reason}]", hdr.ERROR_MAX_BYTES)
             self.stats.dead_lettered += 1
-            self._log_dead_letter(now, to=target, reason=decision.reason, **where)
+            trace = hdr.error_trace(exc)  # formatting a traceback is dear: on the way to the DLQ only
         # A kretry-replays count set by another service's replay is not ours to carry into our DLQ.
         replays = state.replays if state.group in (None, self._group) else None
         out = Outgoing(
@@ -352,27 +408,35 @@ class Stage:
                 group=self._group,
                 due_at=due_at,
                 replays=replays,
+                error_class=hdr.error_class(exc),
+                trace=trace,
             ),
             partition=msg.partition(),
         )
         tracker.begin(offset)
+        origin_at = f"{origin.topic}[{origin.partition}]@{origin.offset}"
 
-        def done() -> None:
+        def done(delivered: Any) -> None:
             tracker.finish(offset)
+            if delivered.topic() == self._dlq:
+                self._dead_lettered(delivered, origin_at, _key(msg), where)
 
         forwarder.send(out, done)
 
-    def _log_dead_letter(self, now: float, **fields: Any) -> None:
-        """Every dead letter at DEBUG; at WARNING the first, then at most one a DEAD_LOG_EVERY with the count since.
+    def _dead_lettered(self, delivered: Any, origin: str, key: str | None, where: dict[str, Any]) -> None:
+        """Logged once the DLQ acknowledged it, so the line names the position ``dlq replay --offset`` takes."""
+        event = {**where, "key": key, "origin": origin, "dlq": f"{delivered.partition()}:{delivered.offset()}"}
+        if self._dead_log.add(time.monotonic(), event):
+            self._log.warning("record dead-lettered", to=delivered.topic(), **event)
 
-        A poison storm would otherwise spend more on log lines than on the records; the DLQ holds each one.
-        """
-        if now - self._dead_logged_at >= DEAD_LOG_EVERY:
-            self._log.warning("record dead-lettered", since_last_warning=self._dead_unlogged + 1, **fields)
-            self._dead_logged_at, self._dead_unlogged = now, 0
-        else:
-            self._dead_unlogged += 1
-            self._log.debug("record dead-lettered", **fields)
+    def _summarise_logs(self, now: float) -> None:
+        """The records a log window held back, counted once it closes, with the first of them."""
+        for tally, event in ((self._retries_log, "records retried"), (self._dead_log, "records dead-lettered")):
+            summary = tally.closed(now)
+            if summary is not None:
+                count, samples = summary
+                level = self._log.warning if tally is self._dead_log else self._log.info
+                level(f"more {event}", count=count, within_s=LOG_EVERY, first=samples)
 
     def _instead(self, out: Outgoing, err: KafkaError) -> Outgoing | None:
         return instead(out, err.str(), self._dlq)
@@ -507,3 +571,18 @@ class Stage:
             pos = tp.offset if tp.offset >= 0 else low
             total += max(0, high - pos)
         self._m_lag.set(total)
+
+
+def _key(msg: Any) -> str | None:
+    """A record's key for a log line: text as it is, bytes escaped, cut short."""
+    key = msg.key()
+    if key is None:
+        return None
+    text: str = key[:64].decode("utf-8", errors="backslashreplace")
+    return text if len(key) <= 64 else text + "..."
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"

@@ -17,7 +17,7 @@ from starlette.responses import Response
 
 from kretry.config import Settings
 from kretry.errors import KretryError, ReplayInProgress
-from kretry.web import deadset, guard, probes
+from kretry.web import deadset, dlqguard, guard, probes
 from kretry.web.responses import error
 from kretry.worker import Worker
 
@@ -27,7 +27,11 @@ def create_app(worker: Worker, settings: Settings, *, loopback: bool) -> Starlet
     token = settings.http_token.get_secret_value() if settings.http_token is not None else None
     policy = guard.Policy(loopback=loopback, token=token)
     return Starlette(
-        routes=[*probes.routes(worker, settings), *deadset.routes(settings, policy)],
+        routes=[
+            *probes.routes(worker, settings),
+            *deadset.routes(settings, policy),
+            *dlqguard.routes(worker, policy),
+        ],
         exception_handlers={
             HTTPException: _http_error,
             deadset.BadRequest: _bad_request,

@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -129,9 +128,7 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
 
 def routes(settings: Settings, policy: guard.Policy) -> list[Route]:
     def check(request: Request) -> None:
-        refusal = guard.refuse(policy, request.method, request.headers)
-        if refusal is not None:
-            raise HTTPException(refusal.status, refusal.message, refusal.headers)
+        guard.enforce(policy, request)
 
     def peek(request: Request) -> Response:  # sync: Starlette runs it in its thread pool, off the event loop
         check(request)

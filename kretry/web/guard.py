@@ -1,4 +1,5 @@
-"""Who may use the dead-set routes: pure checks of a request's headers, answered at the edge as 401/403/415.
+"""Who may use the admin routes (the dead set, the DLQ flood guard): pure checks of a request's headers, and
+``enforce``, which a route calls first to answer a refusal as 401/403/415.
 
 A replay changes what the consumers see, so the dead set is guarded against the three ways a browser on the
 operator's machine can be made to reach it:
@@ -21,6 +22,9 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 
 JSON_MEDIA_TYPE = "application/json"
 _LOOPBACK_NAMES = frozenset({"localhost"})
@@ -90,3 +94,10 @@ def _unauthorised(policy: Policy, authorization: str | None) -> Refusal | None:
         return None
     challenge = {"WWW-Authenticate": 'Bearer realm="kretry"'}
     return Refusal(401, "missing or wrong bearer token (Authorization: Bearer <KRETRY_HTTP_TOKEN>)", challenge)
+
+
+def enforce(policy: Policy, request: Request) -> None:
+    """Raise the HTTP error that refuses ``request``, if any (an admin route's first step)."""
+    refusal = refuse(policy, request.method, request.headers)
+    if refusal is not None:
+        raise HTTPException(refusal.status, refusal.message, refusal.headers)

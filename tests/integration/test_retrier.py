@@ -222,11 +222,16 @@ def test_kcat_reads_a_dead_letter_and_its_headers(bootstrap: str, new_topic: New
     key, value, headers = out.split("\t")
     assert (key, value) == ("order-9", '{"price": -1}')
     assert headers.startswith("source=web,")
+    # The stack trace comes last, as it reads: over several lines.
+    headers, _, trace = headers.partition(",kretry-error-trace=")
+    assert trace.startswith("Traceback (most recent call last):\n")
+    assert trace.endswith("ValueError: price must be positive")
     fields = dict(h.split("=", 1) for h in headers.split(","))
     assert fields["kretry-origin-topic"] == topic
     assert fields["kretry-attempt"] == "1"
     assert fields["kretry-error"] == "ValueError: price must be positive"
     assert fields["kretry-group"] == retrier.group_id
+    assert fields["kretry-error-class"] == "ValueError"
 
 
 def test_a_handler_exception_never_stops_the_stage(bootstrap: str, new_topic: NewTopic) -> None:

@@ -57,6 +57,8 @@ def test_plan_create_check(bootstrap: str, new_topic: NewTopic, tmp_path: Path) 
     assert code == 6
     assert out.splitlines() == [
         f"{topic}_retry_1: 1 partitions, fewer than the 3 of its main topic",
+        f"{topic}_retry_1: max.message.bytes=1048588, below the 1056780 a record of its main topic needs with "
+        "kretry's headers; such records would reach the DLQ as stubs",
         f"{topic}_retry_2: missing (retry topic; `kretry topics create` creates it)",
         f"{dlq}: missing (dlq topic; `kretry topics create` creates it)",
     ]
@@ -80,6 +82,8 @@ def test_plan_create_check(bootstrap: str, new_topic: NewTopic, tmp_path: Path) 
     assert code == 6
     assert out.splitlines() == [
         f"{topic}_retry_1: 1 partitions, fewer than the 3 of its main topic",
+        f"{topic}_retry_1: max.message.bytes=1048588, below the 1056780 a record of its main topic needs with "
+        "kretry's headers; such records would reach the DLQ as stubs",
         f"{topic}_retry_2: retention.ms=3600000 (1h), below the 4d a retry topic needs",
     ]
 
