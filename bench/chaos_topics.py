@@ -249,6 +249,9 @@ def size_limit(bootstrap: str, work: Path, out: Outcome) -> None:
         f"stubs in the DLQ: {stubs}",
         f"worker exits during the scenario: {exits or 'none'}",
     ]
+    failed = [x for x in log_lines(run.log("worker"), 0) if x.get("event") == "stage failed"]
+    if failed:
+        out.notes.append(f"the first worker's stage failed: {str(failed[0].get('error'))[:200]}")
     out.passed = out.lost == 0 and not exits and retried == len(records) and whole_dead == len(poison) and not stubs
 
 
