@@ -9,6 +9,8 @@ Retention, chosen and checked here:
 * the replay ledger ``<dlq>.replayed`` must be compacted (it is created so on the first replay, or here).
 * retry topics and the DLQ must not be compacted (records with equal keys would vanish), and must be at least
   as wide as their main topic (the DLQ as the widest).
+* a record that fits its main topic must fit its retry topics and the DLQ with kretry's headers added: their
+  ``max.message.bytes`` is at least the main topic's (the DLQ: the largest) plus ``HEADROOM``.
 
 ``retention.ms=-1`` (keep forever) always passes. The main topics are the service's own: read, never changed.
 """
@@ -45,6 +47,11 @@ RETRY_PLANNED_MS = 7 * DAY_MS
 DLQ_MIN_MS = 7 * DAY_MS
 DLQ_PLANNED_MS = 14 * DAY_MS
 LEDGER_ROLE = "ledger"
+# The broker's default max.message.bytes, for a topic that does not override it.
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
+# Room for kretry's headers on top of a record that just fits its main topic: they come to at most about 1.6 KiB
+# (a 1000-byte kretry-error, a topic name of up to 249 characters, the group, numbers), plus the batch overhead.
+HEADROOM = 8192
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,7 @@ class TopicNeed:
     retention_ms: int | None  # what to create it with; None: not kretry's to set
     min_retention_ms: int | None  # what `check` accepts at least
     cleanup: str | None  # "delete" | "compact"; None for main topics
+    max_message_bytes: int | None = None  # the largest record it must take; None: not kretry's to set
 
     def topic_config(self) -> dict[str, str]:
         """The configs kretry creates the topic with."""
@@ -64,6 +72,8 @@ class TopicNeed:
             conf["retention.ms"] = str(self.retention_ms)
         if self.cleanup is not None:
             conf["cleanup.policy"] = self.cleanup
+        if self.max_message_bytes is not None:
+            conf["max.message.bytes"] = str(self.max_message_bytes)
         return conf
 
     def to_json(self) -> dict[str, Any]:
@@ -75,6 +85,7 @@ class TopicNeed:
             "retention_ms": self.retention_ms,
             "min_retention_ms": self.min_retention_ms,
             "cleanup_policy": self.cleanup,
+            "max_message_bytes": self.max_message_bytes,
         }
 
 
@@ -90,9 +101,13 @@ def human_ms(ms: int | None) -> str:
     return f"{ms}ms"
 
 
-def needs(retrier: Retrier, main_partitions: Mapping[str, int]) -> list[TopicNeed]:
-    """Pure: every topic ``retrier`` needs, given how wide its main topics are."""
+def needs(
+    retrier: Retrier, main_partitions: Mapping[str, int], main_max_bytes: Mapping[str, int] | None = None
+) -> list[TopicNeed]:
+    """Pure: every topic ``retrier`` needs, given how wide its main topics are and the largest record each takes
+    (``max.message.bytes``; the broker's default where not given)."""
     handlers = retrier.handlers
+    sizes = {t: (main_max_bytes or {}).get(t, DEFAULT_MAX_MESSAGE_BYTES) for t in main_partitions}
     delays = {s.topic: s.delay for s in retrier.stages()}
     plans: list[TopicPlan] = plan_topics(
         main_partitions,
@@ -115,10 +130,12 @@ def needs(retrier: Retrier, main_partitions: Mapping[str, int]) -> list[TopicNee
                     max(twice, RETRY_PLANNED_MS),
                     max(twice, RETRY_MIN_MS),
                     "delete",
+                    sizes[p.source] + HEADROOM,
                 )
             )
         else:
-            out.append(TopicNeed(p.name, "dlq", p.partitions, "", DLQ_PLANNED_MS, DLQ_MIN_MS, "delete"))
+            largest = max(sizes.values(), default=DEFAULT_MAX_MESSAGE_BYTES) + HEADROOM
+            out.append(TopicNeed(p.name, "dlq", p.partitions, "", DLQ_PLANNED_MS, DLQ_MIN_MS, "delete", largest))
             out.append(TopicNeed(dlq.ledger_topic(p.name), LEDGER_ROLE, 1, "", None, None, "compact"))
     return out
 
@@ -137,17 +154,28 @@ def problems_of(need: TopicNeed, partitions: int | None, configs: Mapping[str, s
         found.append(f"{need.name}: cleanup.policy={policy}, should be compact")
     if need.cleanup == "delete" and "compact" in policy:
         found.append(f"{need.name}: cleanup.policy={policy}; compaction would drop records that share a key")
+    if need.max_message_bytes is not None:
+        limit = _int_config(configs, "max.message.bytes", DEFAULT_MAX_MESSAGE_BYTES)
+        if limit < need.max_message_bytes:
+            found.append(
+                f"{need.name}: max.message.bytes={limit}, below the {need.max_message_bytes} a record of its main "
+                "topic needs with kretry's headers; such records would reach the DLQ as stubs"
+            )
     if need.min_retention_ms is not None:
-        try:
-            retention = int(configs.get("retention.ms", "-1"))
-        except ValueError:
-            retention = -1
+        retention = _int_config(configs, "retention.ms", -1)
         if 0 <= retention < need.min_retention_ms:
             found.append(
                 f"{need.name}: retention.ms={retention} ({human_ms(retention)}), "
                 f"below the {human_ms(need.min_retention_ms)} a {need.role} topic needs"
             )
     return found
+
+
+def _int_config(configs: Mapping[str, str], name: str, default: int) -> int:
+    try:
+        return int(configs.get(name, default))
+    except ValueError:
+        return default
 
 
 class Cluster:
@@ -178,17 +206,31 @@ class Cluster:
                 f"main topic {', '.join(absent)} does not exist on {self.settings.bootstrap_servers}; "
                 "kretry never creates the topics it reads from"
             )
-        return needs(self.retrier, {t: w for t, w in widths.items() if w is not None})
+        return needs(self.retrier, {t: w for t, w in widths.items() if w is not None}, self.max_bytes(list(widths)))
+
+    def max_bytes(self, topics: list[str]) -> dict[str, int]:
+        return max_message_bytes(self.admin, topics)
 
     def configs(self, names: list[str]) -> dict[str, dict[str, str]]:
-        if not names:
-            return {}
-        futures = self.admin.describe_configs([ConfigResource(ResourceType.TOPIC, n) for n in names])
-        out: dict[str, dict[str, str]] = {}
-        for resource, future in futures.items():
-            entries = future.result(timeout=30)
-            out[resource.name] = {k: str(e.value) for k, e in entries.items() if e.value is not None}
-        return out
+        return topic_configs(self.admin, names)
+
+
+def topic_configs(admin: AdminClient, names: list[str]) -> dict[str, dict[str, str]]:
+    """The configs of existing topics, as the broker reports them."""
+    if not names:
+        return {}
+    futures = admin.describe_configs([ConfigResource(ResourceType.TOPIC, n) for n in names])
+    out: dict[str, dict[str, str]] = {}
+    for resource, future in futures.items():
+        entries = future.result(timeout=30)
+        out[resource.name] = {k: str(e.value) for k, e in entries.items() if e.value is not None}
+    return out
+
+
+def max_message_bytes(admin: AdminClient, topics: list[str]) -> dict[str, int]:
+    """Each topic's max.message.bytes: the largest record it takes."""
+    configs = topic_configs(admin, topics)
+    return {t: _int_config(configs.get(t, {}), "max.message.bytes", DEFAULT_MAX_MESSAGE_BYTES) for t in topics}
 
 
 def create_topics(admin: AdminClient, todo: Iterable[TopicNeed], timeout: float = 30.0) -> None:

@@ -17,6 +17,9 @@ from kretry.errors import ConfigError
 MAX_RETRIES = 50
 # kretry-due-at is in milliseconds: a delay finer than that cannot be honoured.
 PRECISION = 0.001
+# The longest tier delay: a retry topic keeps records twice its delay, in retention.ms, a Java long the broker
+# refuses beyond 2^63 ms; a delay past a year is a mistake well before that, so refuse it at registration.
+MAX_DELAY = 365 * 86400.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,11 @@ def checked(delays: tuple[float, ...], what: str) -> tuple[float, ...]:
     for i, delay in enumerate(delays):
         if 0 < delay < PRECISION:
             raise ConfigError(f"{what}: delays[{i}] = {delay}s is below kretry's precision of 1 ms")
+        if delay > MAX_DELAY:
+            raise ConfigError(
+                f"{what}: delays[{i}] = {delay:g}s is longer than kretry's longest tier delay, "
+                f"{MAX_DELAY / 86400:.0f}d (a retry topic keeps records twice its delay)"
+            )
     return delays
 
 

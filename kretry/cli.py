@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -25,6 +26,7 @@ from kretry.errors import (
     BrokerUnavailable,
     ConfigError,
     KafkaFatalError,
+    StopTimeout,
     TopologyError,
 )
 from kretry.http import Server
@@ -42,6 +44,7 @@ EXIT_BROKER = 5  # the cluster did not answer, or the client hit a fatal error
 EXIT_TOPOLOGY = 6  # a main topic is missing, or retry topics are missing with --no-create-topics
 EXIT_STOPPED = 7  # a handler with on_exhausted="stop" ran out of retries; its offset is left uncommitted
 EXIT_REFUSED = 8  # `dlq replay`: some records were refused (already replayed, too many replays, ...)
+EXIT_STOP_TIMEOUT = 10  # a handler was still running when the stop timeout ran out; the process exits anyway
 
 EXIT_CODES = """exit codes:
   0  stopped by SIGINT/SIGTERM after finishing in-flight work
@@ -51,7 +54,8 @@ EXIT_CODES = """exit codes:
   4  bad configuration (settings, durations, handler registration)
   5  the Kafka cluster did not answer at start-up, or a fatal client error
   6  a main topic is missing (or retry topics, with --no-create-topics)
-  7  on_exhausted="stop": retries ran out; the record's offset is left uncommitted"""
+  7  on_exhausted="stop": retries ran out; the record's offset is left uncommitted
+  10 a handler was still running 10 s after SIGINT/SIGTERM; its record is handled again after a restart"""
 
 log = structlog.get_logger("kretry")
 
@@ -221,6 +225,13 @@ def run(args: argparse.Namespace) -> int:
         return _fail(EXIT_BROKER, "Kafka is unavailable", exc)
     except StageStopped as exc:
         return _fail(EXIT_STOPPED, "stopped: retries exhausted", exc)
+    except StopTimeout as exc:
+        _fail(EXIT_STOP_TIMEOUT, "stop timed out", exc)
+        # The stuck handler's thread holds the interpreter's shutdown (and librdkafka's) hostage; nothing of
+        # ours is left to flush, and its record is uncommitted, so it is handled again after a restart.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_STOP_TIMEOUT)
     finally:
         if server is not None:
             server.stop()

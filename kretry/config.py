@@ -199,4 +199,7 @@ def producer_conf(settings: Settings) -> dict[str, Any]:
     """The forwarding producer: idempotent, so a resend after a lost acknowledgement is not a duplicate."""
     conf = _without(common_conf(settings), _CONSUMER_ONLY)
     conf.setdefault("enable.idempotence", True)
+    # A topic the producer created by itself would get the broker's default width (one partition, say) and
+    # retention: records sent to partitions it lacks are refused for ever. kretry creates its topics itself.
+    conf["allow.auto.create.topics"] = False
     return conf

@@ -3,11 +3,17 @@
 Returns the exception that ended the last try, or None on success; what happens to a failed record is the
 stage's business. ``async def`` handlers run on an event loop of the stage's own thread, a batch at a time,
 at most ``concurrency`` at once.
+
+Whatever a handler raises, ``SystemExit`` and ``CancelledError`` included, is its record's failure: a stage thread
+gets no signals, so nothing but the handler can raise them there, and the worker stops only through its stop
+Event. Whatever awaitable a handler returns (a sync wrapper around an ``async def``) is awaited: its outcome is
+the record's, never a success without the body having run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -15,10 +21,20 @@ from time import perf_counter
 from typing import Any
 
 from kretry.errors import RetryLater
+from kretry.headers import describe_error
 from kretry.message import Message
 from kretry.policy import classify
 from kretry.retrier import HandlerSpec
 from kretry.serde import DeserializationError
+
+
+async def _settled(awaitable: Awaitable[Any]) -> BaseException | None:
+    """The awaitable's failure, or None; raising nothing, so that no exception escapes into the event loop."""
+    try:
+        await awaitable
+    except BaseException as exc:
+        return exc
+    return None
 
 
 class Dispatcher:
@@ -29,7 +45,9 @@ class Dispatcher:
         self._observe = observe  # seconds spent in the handler, every try of a record together
         self.attempt = attempt
         self._stopping = stopping
-        self._loop: asyncio.AbstractEventLoop | None = asyncio.new_event_loop() if spec.is_async else None
+        self._batched = spec.is_async
+        # Made on first need: a sync handler's loop only when it returns an awaitable.
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def message(self, raw: Any) -> Message:
         decode = self.spec.value_deserializer
@@ -37,9 +55,14 @@ class Dispatcher:
             return Message(raw, self.attempt, self.spec.topic)
         try:
             value = decode(raw.value())
-        except Exception as exc:
-            raise DeserializationError(f"deserialization: {type(exc).__name__}: {exc}") from exc
+        except BaseException as exc:
+            raise DeserializationError(f"deserialization: {describe_error(exc)}") from exc
         return Message(raw, self.attempt, self.spec.topic, value, decoded=True)
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop
 
     def _again(self, tries: int, exc: BaseException) -> bool:
         """Retry in place: tries left, a failure worth retrying, and no stop requested."""
@@ -50,66 +73,69 @@ class Dispatcher:
             and not self._stopping.is_set()
         )
 
+    def _try(self, msg: Message) -> BaseException | None:
+        """One call of the handler from a sync stage."""
+        try:
+            result = self.spec.func(msg)
+        except BaseException as exc:
+            return exc
+        if result is not None and inspect.isawaitable(result):
+            return self._event_loop().run_until_complete(_settled(result))
+        return None
+
+    async def _try_async(self, msg: Message) -> BaseException | None:
+        """One call of the handler on the batch's event loop."""
+        try:
+            result = self.spec.func(msg)
+        except BaseException as exc:
+            return exc
+        if result is not None and inspect.isawaitable(result):
+            return await _settled(result)
+        return None
+
     def call(self, raw: Any) -> BaseException | None:
-        # The per-record path of every sync stage: attribute lookups hoisted, the common case first.
+        # The per-record path of every sync stage: the common case (no deserializer, no local retries) first.
         spec = self.spec
         try:
             msg = Message(raw, self.attempt, spec.topic) if spec.value_deserializer is None else self.message(raw)
         except DeserializationError as exc:
             return exc
         started = perf_counter()
-        try:
-            spec.func(msg)
-            outcome: BaseException | None = None
-        except Exception as exc:
-            outcome = self._retry_in_place(msg, exc) if spec.local_retries else exc
+        outcome = self._try(msg)
+        tries = 0
+        while outcome is not None and spec.local_retries and self._again(tries, outcome):
+            tries += 1
+            time.sleep(spec.local_backoff)  # bounded at registration: local_retries x local_backoff
+            outcome = self._try(msg)
         self._observe(perf_counter() - started)
         return outcome
-
-    def _retry_in_place(self, msg: Message, exc: BaseException) -> BaseException | None:
-        tries = 0
-        while self._again(tries, exc):
-            tries += 1
-            time.sleep(self.spec.local_backoff)  # bounded at registration: local_retries x local_backoff
-            try:
-                self.spec.func(msg)
-                return None
-            except Exception as again:
-                exc = again
-        return exc
 
     async def _call_async(self, raw: Any, gate: asyncio.Semaphore) -> BaseException | None:
         try:
             msg = self.message(raw)
         except DeserializationError as exc:
             return exc
-        handler: Callable[[Message], Awaitable[Any]] = self.spec.func
-        tries = 0
         async with gate:
-            started = time.perf_counter()
-            try:
-                while True:
-                    try:
-                        await handler(msg)
-                        return None
-                    except Exception as exc:
-                        if not self._again(tries, exc):
-                            return exc
-                    tries += 1
-                    await asyncio.sleep(self.spec.local_backoff)
-            finally:
-                self._observe(time.perf_counter() - started)
+            started = perf_counter()
+            outcome = await self._try_async(msg)
+            tries = 0
+            while outcome is not None and self._again(tries, outcome):
+                tries += 1
+                await asyncio.sleep(self.spec.local_backoff)
+                outcome = await self._try_async(msg)
+            self._observe(perf_counter() - started)
+            return outcome
 
     def call_batch(self, raws: Sequence[Any]) -> list[BaseException | None]:
         """The outcome of every record, in the order given, however the calls interleaved."""
-        if self._loop is None:
+        if not self._batched:
             return [self.call(raw) for raw in raws]
 
         async def batch() -> list[BaseException | None]:
             gate = asyncio.Semaphore(self.spec.concurrency)
             return list(await asyncio.gather(*(self._call_async(raw, gate) for raw in raws)))
 
-        return self._loop.run_until_complete(batch())
+        return self._event_loop().run_until_complete(batch())
 
     def close(self) -> None:
         if self._loop is not None:

@@ -7,6 +7,7 @@ KretryError                  base of everything kretry raises
 ├── BrokerUnavailable        the cluster did not answer at start-up
 ├── KafkaFatalError          librdkafka reported a fatal error; the worker stops
 ├── ReplayInProgress         another replay of the same DLQ took over; this one put nothing back
+├── StopTimeout              a stage still ran a handler when the stop timeout ran out
 └── AppImportError           ``kretry run MODULE:ATTR`` could not load a Retrier
 
 Exceptions a handler raises to steer its record (never raised by kretry itself):
@@ -15,6 +16,8 @@ RetryLater                   move to the next tier, due after ``after`` seconds 
 """
 
 from __future__ import annotations
+
+import math
 
 
 class KretryError(Exception):
@@ -45,6 +48,10 @@ class ReplayInProgress(KretryError):
     """Another replay of the same DLQ started meanwhile and fenced this one off; this one put nothing back."""
 
 
+class StopTimeout(KretryError):
+    """A stage was still in a handler when the stop timeout ran out; its records are handled again later."""
+
+
 class AppImportError(KretryError):
     """``MODULE:ATTR`` could not be imported or does not name a Retrier."""
 
@@ -57,7 +64,13 @@ class RetryLater(Exception):
     """Raise from a handler to move the record to the next tier, due ``after`` seconds from now."""
 
     def __init__(self, after: float, reason: str = "") -> None:
-        if after < 0:
-            raise ValueError(f"RetryLater(after={after!r}): must be >= 0")
+        # Refused here, inside the handler that raises it (a parsed Retry-After of "inf", say): the ValueError is
+        # then that handler's failure, retried by policy, instead of a due time no stage can compute.
+        try:
+            seconds = float(after)
+        except OverflowError:
+            seconds = math.inf
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"RetryLater(after={after!r}): must be a finite number of seconds >= 0")
         super().__init__(reason or f"retry requested after {after}s")
-        self.after = float(after)
+        self.after = seconds

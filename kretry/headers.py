@@ -1,15 +1,15 @@
 """kretry's own record headers: plain UTF-8 text, so ``kcat -f '%h'`` shows them as they are.
 
-A producer's headers travel untouched; kretry's are the ones named ``kretry-*``, set anew on every hop so that
-nothing accumulates. Reading them never raises: a missing or corrupt value reads as None.
+A producer's headers travel untouched; kretry's are the names in OWN, set anew on every hop so that nothing
+accumulates. Any other header is the producer's, even one named ``kretry-*`` (a ``kretry-trace-id`` of their
+own, say). Reading them never raises: a missing or corrupt value reads as None.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
-PREFIX = "kretry-"
 ORIGIN_TOPIC = "kretry-origin-topic"
 ORIGIN_PARTITION = "kretry-origin-partition"
 ORIGIN_OFFSET = "kretry-origin-offset"
@@ -22,6 +22,10 @@ REPLAYS = "kretry-replays"
 # On a DLQ record that stands in for one too large to forward: what was left out (e.g. "value,headers"). The
 # original is still at kretry-origin-topic/-partition/-offset, which is what a replay of the stub puts back.
 STUB = "kretry-stub"
+# Exactly the names kretry writes: a name kretry does not know is never taken away from the producer.
+OWN = frozenset(
+    {ORIGIN_TOPIC, ORIGIN_PARTITION, ORIGIN_OFFSET, ORIGIN_TIMESTAMP, ATTEMPT, DUE_AT, ERROR, GROUP, REPLAYS, STUB}
+)
 
 ERROR_MAX_BYTES = 1000
 
@@ -34,7 +38,7 @@ def split(headers: RawHeaders) -> tuple[Headers, dict[str, bytes]]:
     user: Headers = []
     ours: dict[str, bytes] = {}
     for name, value in headers or ():
-        if name.startswith(PREFIX):
+        if name in OWN:
             ours[name] = value or b""
         else:
             user.append((name, value))  # type: ignore[arg-type]  # a None value travels as it came
@@ -89,13 +93,18 @@ class State(NamedTuple):
     replays: int | None = None
 
 
-def due_at(headers: RawHeaders) -> int | None:
-    """Only ``kretry-due-at``: the one header a retry stage reads for every record it takes."""
-    found = None
+def due_and_group(headers: RawHeaders) -> tuple[int | None, str | None]:
+    """``kretry-due-at`` and ``kretry-group`` only: what a retry stage reads of every record it takes."""
+    due = group = None
     for name, value in headers or ():
         if name == DUE_AT:
-            found = value
-    return None if found is None else _int({DUE_AT: found}, DUE_AT)
+            due = value
+        elif name == GROUP:
+            group = value
+    return (
+        None if due is None else _int({DUE_AT: due}, DUE_AT),
+        None if group is None else _text({GROUP: group}, GROUP),
+    )
 
 
 def read(ours: dict[str, bytes]) -> State:
@@ -122,9 +131,29 @@ def origin_of(state: State, fallback: Origin) -> Origin:
     )
 
 
+def _shown(render: Callable[[object], str], obj: object) -> str | None:
+    try:
+        return render(obj)
+    except BaseException:  # a handler's own __str__ or __repr__: describing its failure must not fail the stage
+        return None
+
+
 def describe_error(exc: BaseException) -> str:
-    """``"TypeName: message"``, cut to ERROR_MAX_BYTES of UTF-8 without splitting a character."""
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    """``"TypeName: message"``, cut to ERROR_MAX_BYTES of UTF-8 without splitting a character. Never raises.
+
+    A message that cannot be read is shown by its repr, else said to be unreadable. ``SystemExit`` names its code,
+    which its message leaves out when it is None.
+    """
+    name = type(exc).__name__
+    if isinstance(exc, SystemExit):
+        text = f"{name}: sys.exit({_shown(repr, exc.code) or '?'}) called"
+    else:
+        message = _shown(str, exc)
+        if message is None:
+            shown = _shown(repr, exc)
+            text = f"{name} (its message could not be read)" if shown is None else f"{name}: {shown}"
+        else:
+            text = f"{name}: {message}" if message else name
     return truncate(text, ERROR_MAX_BYTES)
 
 

@@ -14,7 +14,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-OUTCOMES = ("success", "retried", "dead_lettered", "dropped", "forward_failed")
+# other_group: a record on a retry topic shared with another service (another group id), left to that service.
+OUTCOMES = ("success", "retried", "dead_lettered", "dropped", "forward_failed", "other_group")
 HANDLER_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LATENESS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
@@ -46,11 +47,13 @@ class StageStats:
     """What one stage did, written only by the stage's own thread."""
 
     __slots__ = (
+        "abandoned",
         "dead_lettered",
         "dropped",
         "forward_failed",
         "handler",
         "lateness",
+        "other_group",
         "paused",
         "retried",
         "stage",
@@ -61,6 +64,8 @@ class StageStats:
     def __init__(self, topic: str, stage: str) -> None:
         self.topic, self.stage = topic, stage
         self.success = self.retried = self.dead_lettered = self.dropped = self.forward_failed = 0
+        self.other_group = 0
+        self.abandoned = 0  # records left unhandled because a handler outlasted max.poll.interval.ms
         self.paused = 0
         self.handler = Buckets(HANDLER_BUCKETS)
         self.lateness = Buckets(LATENESS_BUCKETS)
@@ -87,14 +92,20 @@ class _StageCollector(Collector):
         paused = GaugeMetricFamily(
             "kretry_paused_partitions", "Partitions paused until their next record is due", labels=["topic", "stage"]
         )
+        abandoned = CounterMetricFamily(
+            "kretry_abandoned_records",
+            "Records left unhandled after a handler outlasted max.poll.interval.ms (fetched again)",
+            labels=["topic", "stage"],
+        )
         for s in list(self._stages):
             labels = [s.topic, s.stage]
+            abandoned.add_metric(labels, s.abandoned)
             for outcome in OUTCOMES:
                 messages.add_metric([*labels, outcome], getattr(s, outcome))
             for family, buckets in ((handler, s.handler), (lateness, s.lateness)):
                 family.add_metric(labels, buckets.cumulative(), sum_value=buckets.sum)
             paused.add_metric(labels, s.paused)
-        yield from (messages, handler, lateness, paused)
+        yield from (messages, handler, lateness, paused, abandoned)
 
 
 class Metrics:

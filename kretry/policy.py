@@ -7,6 +7,7 @@ left, then the record's age.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,6 +16,11 @@ from typing import Literal
 
 from kretry.errors import NonRetryable, RetryLater
 from kretry.serde import DeserializationError
+
+# The longest a RetryLater may put a record off, unless its tier's own delay is longer. Retry topics are created
+# keeping records max(2 x tier delay, 7 days) and `topics check` accepts max(2 x tier delay, 1 day): up to the
+# larger of this and the tier delay, a waiting record is never deleted before it is due, whatever the handler asks.
+MAX_RETRY_LATER = 12 * 3600.0
 
 ExceptionTypes = tuple[type[BaseException], ...]
 Exhausted = Literal["dead_letter", "drop", "stop"]
@@ -80,6 +86,14 @@ def classify(policy: Policy, exc: BaseException) -> str | None:
     return None
 
 
+def _later(after: float, tier: float) -> float:
+    """A RetryLater delay kept within [0, max(MAX_RETRY_LATER, tier)]; one that is not a number (set after
+    construction, which refuses it) asks for nothing, and the tier's own delay applies."""
+    if math.isnan(after):
+        return tier
+    return min(max(after, 0.0), max(MAX_RETRY_LATER, tier))
+
+
 def decide(
     policy: Policy,
     attempt: int,
@@ -98,9 +112,9 @@ def decide(
         return _give_up(policy, "exhausted")
     if policy.max_age is not None and age is not None and age >= policy.max_age:
         return _give_up(policy, "max-age")
-    if isinstance(exc, RetryLater):
-        return Decision(Action.RETRY, attempt + 1, exc.after, "")
     delay = policy.delays[attempt]
+    if isinstance(exc, RetryLater):
+        return Decision(Action.RETRY, attempt + 1, _later(exc.after, delay), "")
     if policy.jitter:
         delay *= 1 + policy.jitter * (2 * rand() - 1)
     return Decision(Action.RETRY, attempt + 1, delay, "")

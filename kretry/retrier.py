@@ -51,7 +51,12 @@ class HandlerSpec:
 
     @property
     def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.func)
+        """An ``async def``, also behind ``functools.wraps`` decorators, so that it runs batched and concurrently."""
+        try:
+            inner = inspect.unwrap(self.func)
+        except ValueError:  # a __wrapped__ cycle: only the outer callable can tell
+            inner = self.func
+        return inspect.iscoroutinefunction(self.func) or inspect.iscoroutinefunction(inner)
 
     @property
     def stage_topics(self) -> list[str]:

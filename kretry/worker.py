@@ -6,7 +6,6 @@ topics and the DLQ exist or are created, the librdkafka settings are valid.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from typing import Any
@@ -16,8 +15,8 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ClusterMetadata  # type: ignore[attr-defined]
 
 from kretry import config
-from kretry.admin import LEDGER_ROLE, create_topics, needs
-from kretry.errors import BrokerUnavailable, ConfigError, KafkaFatalError, TopologyError
+from kretry.admin import LEDGER_ROLE, TopicNeed, create_topics, max_message_bytes, needs
+from kretry.errors import BrokerUnavailable, ConfigError, KafkaFatalError, StopTimeout, TopologyError
 from kretry.metrics import Metrics
 from kretry.retrier import Retrier
 from kretry.stage import Stage
@@ -26,6 +25,7 @@ log = structlog.get_logger("kretry")
 
 STOP_TIMEOUT = 10.0
 STALL_LIMIT = 60.0  # seconds without a loop turn before /readyz calls a stage stalled
+RECREATE_EVERY = 5.0  # seconds between looks for retry topics or a DLQ deleted while running
 
 
 class Worker:
@@ -49,23 +49,39 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self.failure: BaseException | None = None
         self._lock = threading.Lock()
+        self._admin: AdminClient | None = None
+        self._wanted: dict[str, TopicNeed] = {}
+        self._recreated_at = float("-inf")
+        self.absent: list[str] = []  # topics of ours found deleted at the last look
 
     # -- start-up -------------------------------------------------------------------------------------------
 
     def start(self) -> None:
         settings = self.retrier.settings
-        admin = self._client(AdminClient, config.admin_conf(settings))
-        meta = self._metadata(admin)
-        widths = self._ensure_topics(admin, meta)
+        # Every client's settings are checked before anything is created on the cluster: a typo must not leave
+        # topics behind.
         producer_conf = config.producer_conf(settings)
         self._client(Producer, producer_conf)
+        consumer_confs = {}
         for spec in self.retrier.stages():
-            consumer_conf = config.consumer_conf(settings, spec.group, main=spec.attempt == 0)
-            self._client(Consumer, consumer_conf).close()
+            consumer_confs[spec.topic] = config.consumer_conf(settings, spec.group, main=spec.attempt == 0)
+            self._client(Consumer, consumer_confs[spec.topic]).close()
+        admin = self._client(AdminClient, config.admin_conf(settings))
+        meta = self._metadata(admin)
+        wanted = self._ensure_topics(admin, meta)
+        self._admin, self._wanted = admin, {n.name: n for n in wanted if n.role != "main"}
+        widths = {
+            n.name: len(meta.topics[n.name].partitions) if n.name in meta.topics else n.partitions for n in wanted
+        }
+        # A record that just fits its main topic, plus kretry's headers, must not be refused by our own producer.
+        largest = max((n.max_message_bytes or 0 for n in wanted), default=0)
+        if largest and "message.max.bytes" not in settings.kafka:
+            producer_conf["message.max.bytes"] = largest
+        for spec in self.retrier.stages():
             self.stages.append(
                 Stage(
                     spec,
-                    consumer_conf=consumer_conf,
+                    consumer_conf=consumer_confs[spec.topic],
                     producer_conf=producer_conf,
                     dlq_topic=self.retrier.dlq_topic,
                     group_id=self.retrier.group_id,
@@ -75,7 +91,10 @@ class Worker:
                 )
             )
         for stage in self.stages:
-            thread = threading.Thread(target=self._run_stage, args=(stage,), name=f"kretry-{stage.spec.topic}")
+            # Daemon threads: a handler that never returns must not keep the process alive past the stop timeout.
+            thread = threading.Thread(
+                target=self._run_stage, args=(stage,), name=f"kretry-{stage.spec.topic}", daemon=True
+            )
             self._threads.append(thread)
             thread.start()
         log.info(
@@ -101,9 +120,9 @@ class Worker:
                 f"no answer from the Kafka cluster at {bootstrap} within {self.startup_timeout:.0f}s: {exc}"
             ) from None
 
-    def _ensure_topics(self, admin: AdminClient, meta: ClusterMetadata) -> dict[str, int]:
-        """Create the missing retry topics and DLQ; return how wide every topic of the retrier is."""
-        handlers = self.retrier.handlers
+    def _ensure_topics(self, admin: AdminClient, meta: ClusterMetadata) -> list[TopicNeed]:
+        """Create the missing retry topics and DLQ; return every topic the stages read or write."""
+        handlers = list(self.retrier.handlers)
         absent = [t for t in handlers if t not in meta.topics or meta.topics[t].error is not None]
         if absent:
             raise TopologyError(
@@ -111,9 +130,10 @@ class Worker:
                 f"{self.retrier.settings.bootstrap_servers}; kretry creates retry topics and the DLQ, "
                 "never the topics it reads from"
             )
+        widths = {t: len(meta.topics[t].partitions) for t in handlers}
         wanted = [
             n
-            for n in needs(self.retrier, {t: len(meta.topics[t].partitions) for t in handlers})
+            for n in needs(self.retrier, widths, max_message_bytes(admin, handlers))
             if n.role != LEDGER_ROLE  # the replay ledger is made by the first replay, not by the worker
         ]
         todo = [n for n in wanted if n.name not in meta.topics]
@@ -123,7 +143,7 @@ class Worker:
                 + ", ".join(n.name for n in todo)
             )
         create_topics(admin, todo)
-        return {n.name: len(meta.topics[n.name].partitions) if n.name in meta.topics else n.partitions for n in wanted}
+        return wanted
 
     # -- running --------------------------------------------------------------------------------------------
 
@@ -150,10 +170,37 @@ class Worker:
     def wait(self, poll: float = 0.2) -> None:
         """Block until a stop is requested or a stage fails, refreshing the lag gauges as it goes."""
         while not self.stopping.wait(poll):
-            for stage in self.stages:
-                # Lag is a gauge: one missed refresh is harmless.
-                with contextlib.suppress(KafkaException, RuntimeError):
-                    stage.update_lag()
+            self._recreate_missing()
+
+    def _recreate_missing(self) -> None:
+        """Create again, as planned, a retry topic or DLQ deleted while we run; forwards to it wait meanwhile.
+
+        Left to the producer, a forward would wait for the topic's metadata for a while and then be refused over
+        and over; a producer allowed to create it would make it one partition wide, and refuse the others.
+        """
+        now = time.monotonic()
+        if self._admin is None or now - self._recreated_at < RECREATE_EVERY:
+            return
+        self._recreated_at = now
+        try:
+            topics = self._admin.list_topics(timeout=5).topics
+        except KafkaException:
+            return  # the broker is away; the stages say so themselves
+        self.absent = sorted(t for t in self._wanted if t not in topics)
+        if not self.absent:
+            return
+        if not self.create_topics:
+            log.error("topics deleted while running; forwards to them wait", topics=self.absent)
+            return
+        log.warning("creating topics again that were deleted while running", topics=self.absent)
+        try:
+            create_topics(self._admin, [self._wanted[t] for t in self.absent])
+        except TopologyError as exc:
+            log.error("creating deleted topics again failed; forwards to them wait", error=str(exc))
+            return
+        for stage in self.stages:
+            if stage.spec.topic in self.absent:
+                stage.recreated.set()
 
     def run(self) -> None:
         """Start, run until ``stop()`` or a failure, stop every stage; raise the failure, if any."""
@@ -162,8 +209,14 @@ class Worker:
             self.wait()
         finally:
             self.stop()
-            self.join(STOP_TIMEOUT)
+            stopped = self.join(STOP_TIMEOUT)
         self.raise_failure()
+        if not stopped:
+            busy = sorted(s.spec.topic for s, t in zip(self.stages, self._threads, strict=True) if t.is_alive())
+            raise StopTimeout(
+                f"still in a handler {STOP_TIMEOUT:.0f}s after the stop: {', '.join(busy)}; "
+                "their records are not committed and will be handled again"
+            )
 
     def raise_failure(self) -> None:
         failure = self.failure
@@ -183,7 +236,7 @@ class Worker:
 
         ``/readyz`` answers 503 with these reasons; each stage may add its own (``Stage.problems``).
         """
-        found = []
+        found = [f"{t} does not exist (deleted while running?); forwards to it wait" for t in self.absent]
         stalled = self.stalled()
         if stalled:
             found.append(f"no poll for {STALL_LIMIT:.0f}s on {', '.join(stalled)}: a handler may be stuck")

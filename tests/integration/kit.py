@@ -50,9 +50,10 @@ def produce(
     topic: str,
     records: Iterable[tuple[bytes | None, bytes | None, Headers | None]],
     partition: int | None = None,
+    **conf: Any,
 ) -> int:
-    """Produce and wait for every acknowledgement; raise on any delivery error."""
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    """Produce and wait for every acknowledgement; raise on any delivery error. ``conf``: producer settings."""
+    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, **conf})
     errors: list[Any] = []
 
     def on_delivery(err: Any, _msg: Message) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 import kretry
-from kretry.backoff import MAX_RETRIES, Backoff
+from kretry.backoff import MAX_DELAY, MAX_RETRIES, Backoff
 from kretry.errors import ConfigError, DurationError
 from kretry.policy import Action, Policy, decide
 from kretry.retrier import Retrier
@@ -36,6 +36,8 @@ def test_helpers_name_every_tier(backoff: Backoff, delays: tuple[float, ...]) ->
         (lambda: kretry.exponential("1s", 0.5, retries=2), ConfigError, "multiplier"),
         (lambda: kretry.exponential("10s", max_delay="1s", retries=2), ConfigError, "below initial"),
         (lambda: kretry.linear("soon", 2), DurationError, "linear"),
+        (lambda: kretry.fixed("366d", 1), ConfigError, r"fixed\(\): delays\[0\] = 3.16224e\+07s is longer"),
+        (lambda: kretry.exponential("1s", 100, retries=6), ConfigError, r"delays\[4\] = 1e\+08s is longer"),
     ],
 )
 def test_helpers_refuse_nonsense(make: object, error: type[Exception], match: str) -> None:
@@ -67,3 +69,11 @@ def test_local_retry_budget_is_bounded() -> None:
         r.handler("orders", local_retries=-1)
     with pytest.raises(ConfigError, match="concurrency"):
         r.handler("orders", concurrency=0)(lambda msg: None)
+
+
+def test_a_delay_no_retry_topic_can_keep_is_refused_at_registration() -> None:
+    r = Retrier("svc")
+    with pytest.raises(ConfigError, match=r"handler 'orders': delays\[1\] = 1e\+300s is longer .* 365d"):
+        r.handler("orders", delays=["1s", 1e300])
+    r.handler("orders", delays=[MAX_DELAY, "365d"])(lambda msg: None)
+    assert r.handlers["orders"].policy.delays == (MAX_DELAY, MAX_DELAY)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import sys
 import threading
 from typing import Any
+
+import pytest
 
 import kretry
 from kretry.dispatch import Dispatcher
@@ -94,3 +98,86 @@ def test_async_batch_keeps_the_order_of_outcomes() -> None:
         d.close()
     assert [type(o).__name__ if o else None for o in outcomes] == [None, "ValueError", None, "ValueError", None]
     assert len(observed) == 5
+
+
+def traced(fn: Any) -> Any:
+    @functools.wraps(fn)
+    def wrapper(msg: kretry.Message) -> Any:
+        return fn(msg)
+
+    return wrapper
+
+
+def test_an_async_handler_behind_functools_wraps_runs_batched() -> None:
+    ran = []
+
+    async def handler(msg: kretry.Message) -> None:
+        await asyncio.sleep(0)
+        ran.append(msg.value)
+
+    d, _, _ = dispatcher(traced(handler))
+    assert d.spec.is_async
+    try:
+        assert d.call_batch([Raw(b"a"), Raw(b"b")]) == [None, None]
+    finally:
+        d.close()
+    assert ran == [b"a", b"b"]
+
+
+def test_an_awaitable_a_sync_handler_returns_is_awaited_and_its_outcome_counts() -> None:
+    tries: list[bytes | None] = []
+
+    async def body(msg: kretry.Message) -> None:
+        tries.append(msg.value)
+        if msg.value == b"exit":
+            raise SystemExit(0)  # escapes a Task's own handling: the loop must stay usable after it
+        if len(tries) == 2:
+            raise ConnectionError("once")
+
+    d, _, _ = dispatcher(lambda msg: body(msg), local_retries=1, local_backoff="1ms")
+    assert not d.spec.is_async
+    try:
+        outcomes = d.call_batch([Raw(b"a"), Raw(b"b"), Raw(b"exit"), Raw(b"c")])
+    finally:
+        d.close()
+    assert [type(o).__name__ if o else None for o in outcomes] == [None, None, "SystemExit", None]
+    assert tries == [b"a", b"b", b"b", b"exit", b"exit", b"c"]
+
+
+@pytest.mark.parametrize("fault", [GeneratorExit, KeyboardInterrupt, SystemExit, asyncio.CancelledError])
+@pytest.mark.parametrize("is_async", [False, True])
+def test_every_base_exception_is_the_records_failure_and_retried_in_place(
+    fault: type[BaseException], is_async: bool
+) -> None:
+    calls = []
+
+    def check(msg: kretry.Message) -> None:
+        calls.append(msg.value)
+        if msg.value == b"bad":
+            raise fault
+
+    async def async_check(msg: kretry.Message) -> None:
+        check(msg)
+
+    d, observed, _ = dispatcher(async_check if is_async else check, local_retries=2, local_backoff="1ms")
+    try:
+        outcomes = d.call_batch([Raw(b"bad"), Raw(b"good")])
+    finally:
+        d.close()
+    assert isinstance(outcomes[0], fault)
+    assert outcomes[1] is None
+    assert sorted(calls) == [b"bad"] * 3 + [b"good"]
+    assert len(observed) == 2
+
+
+def test_a_deserializer_that_exits_fails_only_its_record() -> None:
+    def decode(raw: bytes | None) -> bytes | None:
+        if raw == b"exit":
+            sys.exit(2)
+        return raw
+
+    d, _, _ = dispatcher(lambda msg: None, value_deserializer=decode)
+    outcome = d.call(Raw(b"exit"))
+    assert isinstance(outcome, DeserializationError)
+    assert str(outcome) == "deserialization: SystemExit: sys.exit(2) called"
+    assert d.call(Raw(b"fine")) is None

@@ -15,6 +15,19 @@ def test_split_keeps_user_headers_as_they_came() -> None:
     assert hdr.user_headers(raw) == user
 
 
+def test_a_producers_kretry_named_header_is_theirs() -> None:
+    raw = [("kretry-trace-id", b"t-1"), (hdr.ERROR, b"KeyError"), ("kretry-", b""), ("Kretry-Attempt", b"9")]
+    user, ours = hdr.split(raw)
+    assert user == [("kretry-trace-id", b"t-1"), ("kretry-", b""), ("Kretry-Attempt", b"9")]
+    assert ours == {hdr.ERROR: b"KeyError"}
+
+
+def test_own_names_every_header_kretry_writes() -> None:
+    written = {v for k, v in vars(hdr).items() if k.isupper() and isinstance(v, str) and v.startswith("kretry-")}
+    assert written == hdr.OWN
+    assert hdr.STUB in hdr.OWN
+
+
 @pytest.mark.parametrize("raw", [None, []])
 def test_split_nothing(raw: hdr.RawHeaders) -> None:
     assert hdr.split(raw) == ([], {})
@@ -74,6 +87,37 @@ def test_origin_of_falls_back_field_by_field() -> None:
     [(ValueError("bad id"), "ValueError: bad id"), (KeyError("k"), "KeyError: 'k'"), (TimeoutError(), "TimeoutError")],
 )
 def test_describe_error(exc: BaseException, text: str) -> None:
+    assert hdr.describe_error(exc) == text
+
+
+class Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("no __str__")
+
+
+class Unreadable(Unprintable):
+    def __repr__(self) -> str:
+        raise RuntimeError("no __repr__ either")
+
+
+class Code:
+    def __repr__(self) -> str:
+        raise SystemExit("a repr that exits")
+
+
+@pytest.mark.parametrize(
+    ("exc", "text"),
+    [
+        (Unprintable("order 7"), "Unprintable: Unprintable('order 7')"),
+        (Unreadable(), "Unreadable (its message could not be read)"),
+        (SystemExit(0), "SystemExit: sys.exit(0) called"),
+        (SystemExit(), "SystemExit: sys.exit(None) called"),
+        (SystemExit("bye"), "SystemExit: sys.exit('bye') called"),
+        (SystemExit(Code()), "SystemExit: sys.exit(?) called"),
+        (KeyboardInterrupt(), "KeyboardInterrupt"),
+    ],
+)
+def test_describe_error_never_raises(exc: BaseException, text: str) -> None:
     assert hdr.describe_error(exc) == text
 
 
@@ -160,4 +204,19 @@ def test_headers_do_not_accumulate_over_hops() -> None:
     ],
 )
 def test_due_at_reads_only_its_header(headers: list[tuple[str, bytes | None]] | None, expected: int | None) -> None:
-    assert hdr.due_at(headers) == expected
+    assert hdr.due_and_group(headers)[0] == expected
+
+
+@pytest.mark.parametrize(
+    ("headers", "expected"),
+    [
+        (None, None),
+        ([("kretry-group", b"svc")], "svc"),
+        ([("kretry-group", b"a"), ("kretry-group", b"b")], "b"),
+        ([("kretry-group", b"\xff")], None),
+        ([("kretry-group", None)], None),
+        ([("kretry-groups", b"svc")], None),
+    ],
+)
+def test_group_is_read_with_the_due_time(headers: list[tuple[str, bytes | None]] | None, expected: str | None) -> None:
+    assert hdr.due_and_group(headers)[1] == expected

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from kretry import Retrier, admin
-from kretry.admin import DAY_MS, TopicNeed
+from kretry.admin import DAY_MS, DEFAULT_MAX_MESSAGE_BYTES, HEADROOM, TopicNeed
 from kretry.http import BadRequest, replay_args
 
 
@@ -22,11 +22,21 @@ def test_needs_plans_width_retention_and_cleanup() -> None:
     needs = {n.name: n for n in admin.needs(retrier(), {"orders": 4, "audit": 6})}
     assert list(needs) == ["orders", "orders_retry_1", "orders_retry_2", "audit", "dead", "dead.replayed"]
     assert needs["orders"] == TopicNeed("orders", "main", 4, "orders", None, None, None)
-    assert needs["orders_retry_1"] == TopicNeed("orders_retry_1", "retry", 4, "orders", 7 * DAY_MS, DAY_MS, "delete")
+    room = DEFAULT_MAX_MESSAGE_BYTES + HEADROOM
+    assert needs["orders_retry_1"] == TopicNeed(
+        "orders_retry_1", "retry", 4, "orders", 7 * DAY_MS, DAY_MS, "delete", room
+    )
     assert needs["orders_retry_2"].retention_ms == 7 * DAY_MS
     assert needs["orders_retry_2"].min_retention_ms == 6 * DAY_MS
-    assert needs["dead"] == TopicNeed("dead", "dlq", 6, "", 14 * DAY_MS, 7 * DAY_MS, "delete")
+    assert needs["dead"] == TopicNeed("dead", "dlq", 6, "", 14 * DAY_MS, 7 * DAY_MS, "delete", room)
     assert needs["dead.replayed"].cleanup == "compact"
+
+
+def test_retry_topics_and_the_dlq_take_the_largest_record_of_their_main_topic_with_headroom() -> None:
+    needs = {n.name: n for n in admin.needs(retrier(), {"orders": 4, "audit": 6}, {"orders": 5_000_000})}
+    assert needs["orders_retry_1"].max_message_bytes == 5_000_000 + HEADROOM
+    assert needs["orders_retry_1"].topic_config()["max.message.bytes"] == str(5_000_000 + HEADROOM)
+    assert needs["dead"].max_message_bytes == 5_000_000 + HEADROOM  # the largest main topic's
 
 
 def test_a_long_delay_gets_twice_its_retention() -> None:
@@ -36,27 +46,36 @@ def test_a_long_delay_gets_twice_its_retention() -> None:
     assert (need.retention_ms, need.min_retention_ms) == (10 * DAY_MS, 10 * DAY_MS)
 
 
-RETRY = TopicNeed("t_retry_1", "retry", 3, "t", 7 * DAY_MS, DAY_MS, "delete")
+RETRY = TopicNeed("t_retry_1", "retry", 3, "t", 7 * DAY_MS, DAY_MS, "delete", 1_100_000)
 LEDGER = TopicNeed("dead.replayed", "ledger", 1, "", None, None, "compact")
 
 
 @pytest.mark.parametrize(
     ("need", "partitions", "configs", "problems"),
     [
-        (RETRY, 3, {"retention.ms": str(DAY_MS), "cleanup.policy": "delete"}, []),
-        (RETRY, 5, {"retention.ms": "-1"}, []),
-        (RETRY, None, {}, ["t_retry_1: missing (retry topic; `kretry topics create` creates it)"]),
-        (RETRY, 2, {}, ["t_retry_1: 2 partitions, fewer than the 3 of its main topic"]),
+        (RETRY, 3, {"retention.ms": str(DAY_MS), "cleanup.policy": "delete", "max.message.bytes": "1100000"}, []),
         (
             RETRY,
             3,
-            {"retention.ms": "3600000"},
+            {"max.message.bytes": "1048588"},
+            [
+                "t_retry_1: max.message.bytes=1048588, below the 1100000 a record of its main topic needs with "
+                "kretry's headers; such records would reach the DLQ as stubs"
+            ],
+        ),
+        (RETRY, 5, {"retention.ms": "-1", "max.message.bytes": "2000000"}, []),
+        (RETRY, None, {}, ["t_retry_1: missing (retry topic; `kretry topics create` creates it)"]),
+        (RETRY, 2, {"max.message.bytes": "1100000"}, ["t_retry_1: 2 partitions, fewer than the 3 of its main topic"]),
+        (
+            RETRY,
+            3,
+            {"retention.ms": "3600000", "max.message.bytes": "1100000"},
             ["t_retry_1: retention.ms=3600000 (1h), below the 1d a retry topic needs"],
         ),
         (
             RETRY,
             3,
-            {"cleanup.policy": "compact,delete"},
+            {"cleanup.policy": "compact,delete", "max.message.bytes": "1100000"},
             ["t_retry_1: cleanup.policy=compact,delete; compaction would drop records that share a key"],
         ),
         (LEDGER, None, {}, []),

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import math
+import re
+
 import pytest
 
 from kretry.errors import NonRetryable, RetryLater
-from kretry.policy import Action, Decision, Exhausted, Policy, causes, decide
+from kretry.policy import MAX_RETRY_LATER, Action, Decision, Exhausted, Policy, causes, decide
 
 TIERS = Policy(delays=(1.0, 10.0, 60.0))
 
@@ -92,9 +95,35 @@ def test_retry_later_does_not_add_a_tier() -> None:
     assert decide(TIERS, 3, RetryLater(after=1)).reason == "exhausted"
 
 
-def test_retry_later_refuses_a_negative_delay() -> None:
-    with pytest.raises(ValueError, match="must be >= 0"):
-        RetryLater(-1)
+@pytest.mark.parametrize("after", [-1, math.nan, math.inf, -math.inf, 10**400])
+def test_retry_later_refuses_a_delay_that_is_not_a_finite_non_negative_number(after: float) -> None:
+    with pytest.raises(ValueError, match=re.escape(f"RetryLater(after={after!r}): must be a finite number")):
+        RetryLater(after)
+
+
+LONG_TIER = Policy(delays=(1.0, 2 * MAX_RETRY_LATER))
+
+
+@pytest.mark.parametrize(
+    ("attempt", "after", "delay"),
+    [
+        (0, MAX_RETRY_LATER, MAX_RETRY_LATER),
+        (0, MAX_RETRY_LATER + 1, MAX_RETRY_LATER),
+        (0, 1e300, MAX_RETRY_LATER),
+        (1, 1e300, 2 * MAX_RETRY_LATER),  # a tier whose own delay is longer: its retry topic keeps records longer
+        (1, 3.5, 3.5),
+    ],
+)
+def test_retry_later_is_clamped_to_what_the_retry_topic_keeps(attempt: int, after: float, delay: float) -> None:
+    assert decide(LONG_TIER, attempt, RetryLater(after)) == Decision(Action.RETRY, attempt + 1, delay, "")
+
+
+@pytest.mark.parametrize("after", [math.nan, math.inf, -5.0])
+def test_a_retry_later_delay_changed_after_construction_still_decides_a_finite_delay(after: float) -> None:
+    exc = RetryLater(1)
+    exc.after = after
+    expected = {math.inf: MAX_RETRY_LATER, -5.0: 0.0}.get(after, 1.0)  # nan: the tier's own delay
+    assert decide(LONG_TIER, 0, exc) == Decision(Action.RETRY, 1, expected, "")
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
 """One consume loop for one stage: the main topic, or retry topic n of it.
 
-poll a batch -> for each record: wait until due (pause + seek back, never sleep) -> handler -> on failure decide
-and forward -> store the offsets of records that are done. Runs in a thread of its own, with its own consumer
-and producer, so delivery callbacks and offset bookkeeping never cross threads.
+poll a batch -> for each record: skip another service's retries, wait until due (pause + seek back, never sleep)
+-> handler -> on failure decide and forward -> store the offsets of records that are done. Runs in a thread of its
+own, with its own consumer and producer, so delivery callbacks and offset bookkeeping never cross threads.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from kretry import headers as hdr
 from kretry.dispatch import Dispatcher
@@ -23,6 +23,7 @@ from kretry.metrics import Metrics
 from kretry.offsets import PartitionOffsets
 from kretry.policy import Action, decide
 from kretry.retrier import StageSpec
+from kretry.stage.failure import instead
 from kretry.topology import retry_topic
 
 log = structlog.get_logger("kretry")
@@ -31,6 +32,14 @@ BATCH = 500
 IDLE_POLL = 0.1  # seconds; bounds how late a due record or a stop request is noticed
 DEAD_LOG_EVERY = 5.0  # seconds between WARNING lines about dead letters, per stage
 REVOKE_FLUSH = 10.0
+FORWARD_LOG_EVERY = 10.0  # seconds between ERROR lines about refused forwards, per target topic and error
+MISSING_FOR = 15.0  # seconds a topic counts as missing after the last forward it refused as unknown
+MAX_POLL_INTERVAL_MS = 300_000  # librdkafka's default max.poll.interval.ms
+LAG_EVERY = 1.0  # seconds between refreshes of the lag gauge
+
+# The target topic or partition does not exist (deleted while we run, or narrower than planned): the forward is
+# held and sent again, never dropped, and /readyz says why.
+MISSING = frozenset({KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION, KafkaError.UNKNOWN_TOPIC_OR_PART})
 
 
 class StageStopped(Exception):
@@ -78,6 +87,15 @@ class Stage:
         self.stats = stats = metrics.stage(*labels)
         self._dead_logged_at = float("-inf")
         self._dead_unlogged = 0
+        self._forward_logged: dict[tuple[str, str], tuple[float, int]] = {}  # (topic, error) -> (when, unlogged)
+        self.missing: dict[str, float] = {}  # topic -> when a forward last found it missing (monotonic)
+        self._foreign_seen: set[str] = set()
+        # Past this long without a poll the group hands our partitions to another member: what is left of the
+        # batch is theirs to handle, not ours.
+        self._poll_budget = float(consumer_conf.get("max.poll.interval.ms", MAX_POLL_INTERVAL_MS)) / 1000.0
+        self._lag_at = float("-inf")
+        self.recreated = threading.Event()  # set by the worker once it created this stage's topic again
+        self._polled_at = time.monotonic()
         self._next_topic = retry_topic(self.base, spec.attempt + 1, spec.handler.retry_pattern)
         self._dispatch = Dispatcher(spec.handler, spec.attempt, stopping, stats.handler.observe)
         self._batched = spec.handler.is_async
@@ -91,7 +109,7 @@ class Stage:
     def run(self) -> None:
         self.consumer = Consumer({**self._consumer_conf, "error_cb": self._on_kafka_error})
         producer = Producer({**self._producer_conf, "error_cb": self._on_kafka_error})
-        self.forwarder = Forwarder(producer, self._fallback, self._on_forward_error, self._partitions)
+        self.forwarder = Forwarder(producer, self._instead, self._on_forward_error, self._partitions)
         self.consumer.subscribe(
             [self.spec.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
@@ -105,7 +123,14 @@ class Stage:
             raise self.fatal
 
     def _step(self, consumer: Consumer, forwarder: Forwarder) -> None:
-        self.last_step = time.monotonic()
+        self.last_step = now = time.monotonic()
+        if now - self._lag_at >= LAG_EVERY:
+            # From the stage's own thread: a client is not to be used from two threads at once.
+            self._lag_at = now
+            with contextlib.suppress(KafkaException):
+                self.update_lag()
+        if self.recreated.is_set():
+            self._start_over(consumer)
         if self._fresh:
             # A partition handed to us again may still carry our old pause; resuming is harmless otherwise,
             # unless it already waits for a record that came with its assignment.
@@ -117,8 +142,12 @@ class Stage:
             self._resume_due(consumer)
         ready = self._take(consumer, forwarder, self._fetch(consumer))
         if ready:
-            for msg, outcome in zip(ready, self._dispatch.call_batch(ready), strict=True):
-                self._settle(forwarder, msg, outcome)
+            outcomes = self._dispatch.call_batch(ready)
+            if self._overdue():
+                self._abandon(consumer, ready)
+            else:
+                for msg, outcome in zip(ready, outcomes, strict=True):
+                    self._settle(forwarder, msg, outcome)
         forwarder.poll()
         if forwarder.fatal is not None:
             self.fatal = forwarder.fatal
@@ -129,8 +158,8 @@ class Stage:
         ready = []
         # The per-record loop of every stage: lookups hoisted; a main stage never waits.
         stopping, waiting, delayed, batched = self._stopping, self._waiting, self.spec.attempt > 0, self._batched
-        call, settle = self._dispatch.call, self._settle
-        for msg in batch:
+        call, settle, overdue = self._dispatch.call, self._settle, self._overdue
+        for i, msg in enumerate(batch):
             if self.fatal is not None or stopping.is_set():
                 break  # the rest of the batch is not stored, so it is fetched again after a restart
             err = msg.error()
@@ -138,17 +167,27 @@ class Stage:
                 self._on_consume_error(err, msg)
             elif waiting and msg.partition() in waiting:
                 pass  # fetched before the pause; the partition resumes at the waiting record (_resume_due)
-            elif delayed and not self._due(consumer, msg):
-                pass  # its partition now waits for it
+            elif delayed and not self._mine_and_due(consumer, msg):
+                pass  # another service's record (done with), or its partition now waits for it
             elif batched:
                 ready.append(msg)
+            elif overdue():
+                self._abandon(consumer, batch[i:])
+                break
             else:
-                settle(forwarder, msg, call(msg))
+                outcome = call(msg)
+                if overdue():
+                    # The handler outlasted max.poll.interval.ms: the partition may be another member's by now,
+                    # which handles this record again; forwarding it too would be a second copy.
+                    self._abandon(consumer, batch[i:])
+                    break
+                settle(forwarder, msg, outcome)
         return ready
 
     def _fetch(self, consumer: Consumer) -> list[Any]:
         # consume(n, timeout) waits for n records or the timeout, whichever comes last: take what is there,
         # and only when nothing is, wait for the first record and then take what came with it.
+        self._polled_at = time.monotonic()
         batch: list[Any] = consumer.consume(BATCH, 0)
         if not batch:
             batch = consumer.consume(1, self._poll_timeout())
@@ -161,9 +200,14 @@ class Stage:
             return IDLE_POLL
         return max(0.0, min(IDLE_POLL, min(at for at, _ in self._waiting.values()) - self._clock()))
 
-    def _due(self, consumer: Consumer, msg: Any) -> bool:
-        """True when the record may be handled now; otherwise its partition waits for it."""
-        due = self._due_at(msg)
+    def _mine_and_due(self, consumer: Consumer, msg: Any) -> bool:
+        """True when the record is this service's and may be handled now; otherwise it is done with (another
+        service's) or its partition waits for it."""
+        due_ms, group = hdr.due_and_group(msg.headers())
+        if group is not None and group != self._group:
+            self._foreign(msg, group)
+            return False
+        due = (msg.timestamp()[1] + int(self.spec.delay * 1000) if due_ms is None else due_ms) / 1000.0
         now = self._clock()
         if due > now:
             self._wait(consumer, msg, due)
@@ -171,25 +215,66 @@ class Stage:
         self.stats.lateness.observe(now - due)
         return True
 
-    def _settle(self, forwarder: Forwarder, msg: Any, outcome: BaseException | None) -> None:
-        partition = msg.partition()
+    def _tracker(self, partition: int) -> PartitionOffsets:
         tracker = self._offsets.get(partition)
         if tracker is None:  # a record of a partition we were never told about: track it all the same
             tracker = self._offsets[partition] = PartitionOffsets()
+        return tracker
+
+    def _settle(self, forwarder: Forwarder, msg: Any, outcome: BaseException | None) -> None:
+        tracker = self._tracker(msg.partition())
         if outcome is None:
             tracker.done_now(msg.offset())
             self.stats.success += 1
         else:
             self._failed(forwarder, tracker, msg, outcome)
 
-    # -- delays ---------------------------------------------------------------------------------------------
+    def _foreign(self, msg: Any, group: str) -> None:
+        """Another service that reads the same main topic shares its retry topics: its records are its own."""
+        self._tracker(msg.partition()).done_now(msg.offset())
+        self.stats.other_group += 1
+        if group not in self._foreign_seen:
+            self._foreign_seen.add(group)
+            self._log.warning(
+                "retry topic shared with another service: its records are left to it",
+                other_group=group,
+                partition=msg.partition(),
+                offset=msg.offset(),
+            )
 
-    def _due_at(self, msg: Any) -> float:
-        """When a retry record may be handled: its due-at header, else its timestamp plus this tier's delay."""
-        due_ms = hdr.due_at(msg.headers())
-        if due_ms is None:
-            due_ms = msg.timestamp()[1] + int(self.spec.delay * 1000)
-        return due_ms / 1000.0
+    def _start_over(self, consumer: Consumer) -> None:
+        """Our topic was deleted and created again: its offsets start at 0, wherever we were in the old one."""
+        self.recreated.clear()
+        partitions = sorted(self.assigned or ())
+        self._waiting.clear()
+        for p in partitions:
+            self._offsets[p] = PartitionOffsets()
+            with contextlib.suppress(KafkaException):
+                consumer.seek(TopicPartition(self.spec.topic, p, OFFSET_BEGINNING))
+        self.stats.paused = 0
+        self._log.warning("topic created again: reading it from its start", partitions=partitions)
+
+    def _overdue(self) -> bool:
+        return time.monotonic() - self._polled_at > self._poll_budget
+
+    def _abandon(self, consumer: Consumer, rest: list[Any]) -> None:
+        """Leave ``rest`` unhandled and unstored: each partition is fetched again from its first record of it."""
+        first: dict[int, int] = {}
+        for msg in rest:
+            if msg.error() is None and msg.partition() not in self._waiting:
+                first.setdefault(msg.partition(), msg.offset())
+        for partition, offset in first.items():
+            # The partition may be revoked already; then its next owner starts from the last commit anyway.
+            with contextlib.suppress(KafkaException):
+                consumer.seek(TopicPartition(self.spec.topic, partition, offset))
+        self.stats.abandoned += len(rest)
+        self._log.warning(
+            "handling outlasted max.poll.interval.ms: the rest of the batch is left to the partitions' owner",
+            max_poll_interval_s=self._poll_budget,
+            records=len(rest),
+        )
+
+    # -- delays ---------------------------------------------------------------------------------------------
 
     def _wait(self, consumer: Consumer, msg: Any, due: float) -> None:
         tp = TopicPartition(msg.topic(), msg.partition(), msg.offset())
@@ -253,6 +338,8 @@ class Stage:
                 error = hdr.truncate(f"{error} [{decision.reason}]", hdr.ERROR_MAX_BYTES)
             self.stats.dead_lettered += 1
             self._log_dead_letter(now, to=target, reason=decision.reason, **where)
+        # A kretry-replays count set by another service's replay is not ours to carry into our DLQ.
+        replays = state.replays if state.group in (None, self._group) else None
         out = Outgoing(
             topic=target,
             key=msg.key(),
@@ -264,7 +351,7 @@ class Stage:
                 error=error,
                 group=self._group,
                 due_at=due_at,
-                replays=state.replays,
+                replays=replays,
             ),
             partition=msg.partition(),
         )
@@ -287,24 +374,34 @@ class Stage:
             self._dead_unlogged += 1
             self._log.debug("record dead-lettered", **fields)
 
-    def _fallback(self, out: Outgoing, err: KafkaError) -> Outgoing | None:
-        """Where a record goes when its target refuses it for good: the DLQ, then a stub of it there."""
-        if self._dlq is None:
-            return None
-        note = f"forward to {out.topic} failed: {err.str()}"
-        if out.topic != self._dlq:
-            return Outgoing(self._dlq, out.key, out.value, _with_error(out.headers, note), out.partition)
-        if out.value is None and not hdr.user_headers(out.headers):
-            return None  # already a stub; nothing smaller to send
-        _, ours = hdr.split(out.headers)
-        stub_headers = [(name, value) for name, value in ours.items()]
-        size = len(out.value or b"")
-        note = f"{note}; {size}-byte value and the producer's headers dropped"
-        return Outgoing(out.topic, out.key, None, _with_error(stub_headers, note), out.partition)
+    def _instead(self, out: Outgoing, err: KafkaError) -> Outgoing | None:
+        return instead(out, err.str(), self._dlq)
 
     def _on_forward_error(self, out: Outgoing, err: KafkaError) -> None:
+        """Count every refused forward; log one line per target and error a FORWARD_LOG_EVERY, with the count."""
         self.stats.forward_failed += 1
-        self._log.error("forward failed", to=out.topic, code=err.name(), error=err.str(), retriable=err.retriable())
+        now = time.monotonic()
+        if err.code() in MISSING:
+            self.missing[out.topic] = now
+        key = (out.topic, err.name())
+        logged_at, unlogged = self._forward_logged.get(key, (float("-inf"), 0))
+        if now - logged_at < FORWARD_LOG_EVERY:
+            self._forward_logged[key] = (logged_at, unlogged + 1)
+            return
+        self._forward_logged[key] = (now, 0)
+        hint = (
+            " (the topic or partition does not exist; it is created again, forwards wait)"
+            if key[0] in self.missing
+            else ""
+        )
+        self._log.error(
+            "forward failed" + hint,
+            to=out.topic,
+            code=err.name(),
+            error=err.str(),
+            retriable=err.retriable(),
+            since_last_line=unlogged + 1,
+        )
 
     # -- Kafka events ---------------------------------------------------------------------------------------
 
@@ -389,7 +486,15 @@ class Stage:
 
     def problems(self) -> list[str]:
         """What keeps this stage from moving records (a topic gone, a guard tripped); empty when nothing does."""
-        return []
+        return [
+            f"{self.spec.topic}: forwards to {topic} are held: it does not exist or lacks partitions"
+            for topic in self.missing_topics()
+        ]
+
+    def missing_topics(self) -> list[str]:
+        """Topics a forward found missing within the last MISSING_FOR seconds."""
+        now = time.monotonic()
+        return sorted(t for t, at in list(self.missing.items()) if now - at < MISSING_FOR)
 
     def update_lag(self) -> None:
         """Refresh the lag gauge from the consumer's own positions and the broker's watermarks."""
@@ -402,14 +507,3 @@ class Stage:
             pos = tp.offset if tp.offset >= 0 else low
             total += max(0, high - pos)
         self._m_lag.set(total)
-
-
-def _with_error(headers: hdr.Headers, note: str) -> hdr.Headers:
-    """The same headers with the kretry-error text extended by ``note``."""
-    out: hdr.Headers = []
-    for name, value in headers:
-        if name == hdr.ERROR:
-            text = (value or b"").decode("utf-8", errors="replace")
-            value = hdr.truncate(f"{text}; {note}" if text else note, hdr.ERROR_MAX_BYTES).encode("utf-8")
-        out.append((name, value))
-    return out
