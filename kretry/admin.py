@@ -13,6 +13,10 @@ Retention, chosen and checked here:
   ``max.message.bytes`` is at least the main topic's (the DLQ: the largest) plus ``HEADROOM``.
 
 ``retention.ms=-1`` (keep forever) always passes. The main topics are the service's own: read, never changed.
+
+Two services (group ids) that consume the same main topic share its retry topics. That works: a retry stage
+handles only its own group's records. ``check`` notes it without failing: the services share the topics'
+retention and partitions, which whoever sizes them should know.
 """
 
 from __future__ import annotations
@@ -211,6 +215,13 @@ class Cluster:
     def max_bytes(self, topics: list[str]) -> dict[str, int]:
         return max_message_bytes(self.admin, topics)
 
+    def consumer_groups(self, timeout: float = 30.0) -> list[str]:
+        try:
+            listing = self.admin.list_consumer_groups(request_timeout=timeout).result(timeout=timeout)
+        except KafkaException as exc:
+            raise BrokerUnavailable(f"listing consumer groups on {self.settings.bootstrap_servers}: {exc}") from None
+        return [g.group_id for g in listing.valid]
+
     def configs(self, names: list[str]) -> dict[str, dict[str, str]]:
         return topic_configs(self.admin, names)
 
@@ -270,15 +281,36 @@ def plan(retrier: Retrier) -> list[TopicNeed]:
     return Cluster(retrier).needs()
 
 
-def check(retrier: Retrier) -> list[str]:
-    """One line per problem; empty when every topic is as kretry needs it."""
+def shared_retry_topics(group_id: str, retry_topics: Iterable[str], groups: Iterable[str]) -> list[str]:
+    """Pure: a note for each retry topic that another service's retry stage (group ``<its id>.<topic>``) reads."""
+    notes = []
+    for topic in retry_topics:
+        for group in sorted(groups):
+            other = group.removesuffix(f".{topic}")
+            if other != group and other and other != group_id:
+                notes.append(
+                    f"{topic}: also consumed by group {other} ({group}); each service handles only its own "
+                    "records, but they share the topic's retention and partitions"
+                )
+    return notes
+
+
+@dataclass(frozen=True)
+class Check:
+    problems: list[str]  # one line each; any of them fails `kretry topics check`
+    notes: list[str]  # worth knowing, not wrong
+
+
+def check(retrier: Retrier) -> Check:
+    """What is wrong with the topics kretry needs (nothing when every one is as it needs it), and what is notable."""
     cluster = Cluster(retrier)
     todo = [n for n in cluster.needs() if n.role != "main"]
     configs = cluster.configs([n.name for n in todo if cluster.width(n.name) is not None])
     found: list[str] = []
     for need in todo:
         found.extend(problems_of(need, cluster.width(need.name), configs.get(need.name, {})))
-    return found
+    retry_topics = [n.name for n in todo if n.role == "retry"]
+    return Check(found, shared_retry_topics(retrier.group_id, retry_topics, cluster.consumer_groups()))
 
 
 def create(retrier: Retrier) -> list[TopicNeed]:

@@ -26,13 +26,14 @@ from kretry.errors import (
     BrokerUnavailable,
     ConfigError,
     KafkaFatalError,
+    ReplayInProgress,
     StopTimeout,
     TopologyError,
 )
-from kretry.http import Server
 from kretry.importer import load_app
 from kretry.retrier import Retrier
 from kretry.stage import StageStopped
+from kretry.web import Server
 from kretry.worker import Worker
 
 EXIT_OK = 0
@@ -44,6 +45,7 @@ EXIT_BROKER = 5  # the cluster did not answer, or the client hit a fatal error
 EXIT_TOPOLOGY = 6  # a main topic is missing, or retry topics are missing with --no-create-topics
 EXIT_STOPPED = 7  # a handler with on_exhausted="stop" ran out of retries; its offset is left uncommitted
 EXIT_REFUSED = 8  # `dlq replay`: some records were refused (already replayed, too many replays, ...)
+EXIT_REPLAY_IN_PROGRESS = 9  # `dlq replay`: another replay of the same DLQ took over; this one put nothing back
 EXIT_STOP_TIMEOUT = 10  # a handler was still running when the stop timeout ran out; the process exits anyway
 
 EXIT_CODES = """exit codes:
@@ -79,7 +81,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default="INFO")
     run.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
     run.add_argument("--http-port", type=int, help="serve /metrics, /healthz, /readyz and /v1/dead_set on this port")
-    run.add_argument("--http-host", default="127.0.0.1", help="address for --http-port (default 127.0.0.1)")
+    run.add_argument(
+        "--http-host",
+        default="127.0.0.1",
+        help="address for --http-port (default 127.0.0.1; elsewhere the dead set needs KRETRY_HTTP_TOKEN)",
+    )
     _ops_parsers(sub)
     return parser
 
@@ -90,7 +96,8 @@ OPS_EXIT_CODES = """exit codes:
   4  bad configuration or arguments
   5  the Kafka cluster did not answer
   6  topics: a main topic is missing; topics check: problems found (one line each)
-  8  dlq replay: some records were refused (each is listed)"""
+  8  dlq replay: some records were refused (each is listed)
+  9  dlq replay: another replay of the same DLQ took over; this one put nothing back"""
 
 
 def _common(app: str) -> argparse.ArgumentParser:
@@ -137,6 +144,7 @@ def _ops_parsers(sub: Any) -> None:
     peek.add_argument("--origin-topic", help="only records that failed on this topic")
     peek.add_argument("--error", help="only records whose kretry-error contains this text (any case)")
     peek.add_argument("--all", action="store_true", help="include records already replayed")
+    peek.add_argument("--group", help=GROUP_HELP)
     replay = _ops_command(dlq_cmd, "replay", optional, "put DLQ records back on their origin topic")
     which = replay.add_mutually_exclusive_group(required=True)
     which.add_argument("--count", type=_positive, help="the oldest N records not yet replayed")
@@ -144,6 +152,7 @@ def _ops_parsers(sub: Any) -> None:
         "--offset", action="append", type=_position, metavar="PARTITION:OFFSET", help="this DLQ record (repeatable)"
     )
     replay.add_argument("--origin-topic", help="only records that failed on this topic")
+    replay.add_argument("--group", help=GROUP_HELP)
     replay.add_argument("--dry-run", action="store_true", help="show what would be replayed; produce nothing")
     replay.add_argument(
         "--max-replays",
@@ -151,8 +160,12 @@ def _ops_parsers(sub: Any) -> None:
         default=dlq.DEFAULT_MAX_REPLAYS,
         help=f"refuse records replayed this many times already (default {dlq.DEFAULT_MAX_REPLAYS})",
     )
-    _ops_command(dlq_cmd, "summary", optional, "counts by origin topic and error type")
+    summary = _ops_command(dlq_cmd, "summary", optional, "counts by group, origin topic and error type")
+    summary.add_argument("--group", help=GROUP_HELP)
     _ops_command(sub, "stats", required, "lag and oldest waiting record per stage; DLQ depth")
+
+
+GROUP_HELP = "only records this group's retry path dead-lettered (kretry-group): services may share a DLQ"
 
 
 def _positive(text: str) -> int:
@@ -260,6 +273,8 @@ def _ops(args: argparse.Namespace) -> int:
         return _fail(EXIT_CONFIG, "bad configuration", exc)
     except TopologyError as exc:
         return _fail(EXIT_TOPOLOGY, f"{what}: topics are not ready", exc)
+    except ReplayInProgress as exc:
+        return _fail(EXIT_REPLAY_IN_PROGRESS, what, exc)
     except (BrokerUnavailable, KafkaFatalError, KafkaException) as exc:
         return _fail(EXIT_BROKER, f"{what}: Kafka is unavailable", exc)
 
@@ -278,12 +293,14 @@ def _print_json_lines(items: Sequence[Any]) -> None:
 
 def _topics(args: argparse.Namespace, retrier: Retrier) -> int:
     if args.action == "check":
-        problems = admin.check(retrier)
-        for line in problems:
+        found = admin.check(retrier)
+        for line in found.problems:
             print(line)
-        if not problems:
+        for line in found.notes:
+            print(f"note: {line}")
+        if not found.problems:
             print("ok: every retry topic, the DLQ and its ledger are as kretry needs them")
-        return EXIT_TOPOLOGY if problems else EXIT_OK
+        return EXIT_TOPOLOGY if found.problems else EXIT_OK
     needs = admin.create(retrier) if args.action == "create" else admin.plan(retrier)
     if args.json:
         _print_json_lines([n.to_json() for n in needs])
@@ -321,7 +338,12 @@ def _dlq(args: argparse.Namespace, settings: config.Settings) -> int:
 
 def _dlq_peek(args: argparse.Namespace, settings: config.Settings) -> int:
     records = dlq.peek(
-        settings, args.count, origin_topic=args.origin_topic, error=args.error, include_replayed=args.all
+        settings,
+        args.count,
+        origin_topic=args.origin_topic,
+        error=args.error,
+        include_replayed=args.all,
+        group=args.group,
     )
     if args.json:
         _print_json_lines([r.to_json() for r in records])
@@ -330,8 +352,8 @@ def _dlq_peek(args: argparse.Namespace, settings: config.Settings) -> int:
     for r in records:
         j = r.to_json()
         origin = f"{r.origin_topic}[{r.state.origin_partition}]@{r.state.origin_offset}"
-        rows.append((j["dlq"], j["key"], origin, r.state.attempt, r.replays, j["time"], r.state.error))
-    _print_table(["DLQ", "KEY", "ORIGIN", "ATTEMPT", "REPLAYS", "TIME", "ERROR"], rows)
+        rows.append((j["dlq"], j["key"], j["group"], origin, r.state.attempt, r.replays, j["time"], r.state.error))
+    _print_table(["DLQ", "KEY", "GROUP", "ORIGIN", "ATTEMPT", "REPLAYS", "TIME", "ERROR"], rows)
     return EXIT_OK
 
 
@@ -343,6 +365,7 @@ def _dlq_replay(args: argparse.Namespace, settings: config.Settings) -> int:
         origin_topic=args.origin_topic,
         max_replays=args.max_replays,
         dry_run=args.dry_run,
+        group=args.group,
     )
     if args.json:
         print(json.dumps(report.to_json()))
@@ -357,14 +380,15 @@ def _dlq_replay(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _dlq_summary(args: argparse.Namespace, settings: config.Settings) -> int:
-    result = dlq.summary(settings)
+    result = dlq.summary(settings, group=args.group)
     if args.json:
-        print(json.dumps({"dlq": settings.dlq_topic, **result.to_json()}))
+        print(json.dumps({"dlq": settings.dlq_topic, "group": args.group, **result.to_json()}))
         return EXIT_OK
     out = result.to_json()
     oldest, newest = out["oldest"] or "-", out["newest"] or "-"
-    print(f"DLQ {settings.dlq_topic}: {result.total} records, oldest {oldest}, newest {newest}")
-    _print_table(["ORIGIN TOPIC", "ERROR", "COUNT"], [(t, e, n) for (t, e), n in sorted(result.by_error.items())])
+    which = settings.dlq_topic if args.group is None else f"{settings.dlq_topic}, group {args.group}"
+    print(f"DLQ {which}: {result.total} records, oldest {oldest}, newest {newest}")
+    _print_table(["GROUP", "ORIGIN TOPIC", "ERROR", "COUNT"], [(*key, n) for key, n in sorted(result.by_error.items())])
     return EXIT_OK
 
 

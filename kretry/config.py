@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from kretry.errors import ConfigError
@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # Any librdkafka setting, e.g. {"security.protocol": "SASL_SSL", "sasl.password": "..."};
     # from the environment as JSON: KRETRY_KAFKA='{"security.protocol": "SASL_SSL"}'.
     kafka: dict[str, str | int | float | bool] = Field(default_factory=dict, repr=False)
+    # `kretry run --http-port`: the bearer token the dead-set routes ask for (kretry.web.guard); unset, they are
+    # served on a loopback address only.
+    http_token: SecretStr | None = None
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -102,6 +105,14 @@ class Settings(BaseSettings):
             validate_topic_name(value, what="dlq_topic")
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("http_token")
+    @classmethod
+    def _token(cls, value: SecretStr | None) -> SecretStr | None:
+        # An empty token would let "Authorization: Bearer " in; unset the variable to have none.
+        if value is not None and not value.get_secret_value().strip():
+            raise ValueError("must not be empty (unset it for no token)")
         return value
 
     @field_validator("kafka")

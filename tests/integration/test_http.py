@@ -15,7 +15,7 @@ import pytest
 
 from kretry import Retrier, Worker
 from kretry.errors import ConfigError
-from kretry.http import Server
+from kretry.web import Server
 from tests.integration.kit import produce, unique, wait_until
 from tests.integration.test_process import APP, app_env
 from tests.integration.workers import kretry_process, stop
@@ -32,6 +32,9 @@ def free_port() -> int:
 def call(url: str, body: Any = None, method: str | None = None, raw: bytes | None = None) -> tuple[int, str]:
     data = raw if raw is not None else None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"))
+    if data is not None:
+        # The endpoint refuses any other body type (a cross-site "simple" POST); urllib's default is a form.
+        request.add_header("Content-Type", "application/json")
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, response.read().decode()

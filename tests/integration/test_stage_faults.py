@@ -263,7 +263,7 @@ def test_topics_check_flags_a_retry_topic_narrower_than_its_main_topics_records(
     create_topics(bootstrap, [topic, f"{topic}_retry_1"])
     retrier = make_retrier(bootstrap)
     retrier.handler(topic, delays=["1s"])(lambda msg: None)
-    problems = ops.check(retrier)
+    problems = ops.check(retrier).problems
     assert any(p.startswith(f"{topic}_retry_1: max.message.bytes=") for p in problems), problems
 
 

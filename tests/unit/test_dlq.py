@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+from types import ModuleType
+
 import pytest
 
-from kretry import dlq
+from kretry import cli, dlq
 from kretry import headers as hdr
 from kretry.dlq import DeadRecord, LedgerEntry
+from kretry.errors import ReplayInProgress
 
 
 def record(
@@ -15,8 +18,11 @@ def record(
     origin: str | None = "orders",
     error: str | None = "RuntimeError: boom",
     replays: int | None = None,
+    group: str | None = None,
 ) -> DeadRecord:
-    state = hdr.State(origin_topic=origin, origin_partition=1, origin_offset=5, error=error, replays=replays)
+    state = hdr.State(
+        origin_topic=origin, origin_partition=1, origin_offset=5, error=error, replays=replays, group=group
+    )
     return DeadRecord(partition, offset, ts, b"k", b"v", [("trace", b"1")], state)
 
 
@@ -53,20 +59,28 @@ def test_summarize_counts_by_topic_and_error_type() -> None:
             record(offset=0, ts=300),
             record(offset=1, ts=100, error="RuntimeError: other"),
             record(offset=2, ts=200, error="KeyError: 'x'"),
-            record(offset=3, ts=250, origin="payments", error=None),
-            record(offset=4, ts=400, origin=None),
+            record(offset=3, ts=250, origin="payments", error=None, group="svc"),
+            record(offset=4, ts=400, origin=None, group="svc"),
         ]
     )
     assert summary.total == 5
     assert summary.by_topic == {"orders": 3, "payments": 1, "(unknown)": 1}
+    assert summary.by_group == {"(unknown)": 3, "svc": 2}
     assert summary.by_error == {
-        ("orders", "RuntimeError"): 2,
-        ("orders", "KeyError"): 1,
-        ("payments", "(none)"): 1,
-        ("(unknown)", "RuntimeError"): 1,
+        ("(unknown)", "orders", "RuntimeError"): 2,
+        ("(unknown)", "orders", "KeyError"): 1,
+        ("svc", "payments", "(none)"): 1,
+        ("svc", "(unknown)", "RuntimeError"): 1,
     }
     assert (summary.oldest, summary.newest) == (100, 400)
-    assert dlq.summarize([]).to_json() == {"total": 0, "by_topic": {}, "by_error": [], "oldest": None, "newest": None}
+    assert dlq.summarize([]).to_json() == {
+        "total": 0,
+        "by_topic": {},
+        "by_group": {},
+        "by_error": [],
+        "oldest": None,
+        "newest": None,
+    }
 
 
 def test_matches_and_oldest_first() -> None:
@@ -75,6 +89,9 @@ def test_matches_and_oldest_first() -> None:
     assert not dlq.matches(a, origin_topic="pay")
     assert dlq.matches(b, error="valueerror")
     assert not dlq.matches(a, error="valueerror")
+    assert dlq.matches(record(group="svcA"), group="svcA")
+    assert not dlq.matches(record(group="svcA"), group="svcB")
+    assert not dlq.matches(a, group="svcA")
     assert dlq.oldest_first([a, b, c], 2) == [b, c]
 
 
@@ -94,6 +111,8 @@ def test_refusal() -> None:
 def test_replay_headers_keep_the_producers_and_count_one_more() -> None:
     assert dlq.replay_headers(record()) == [("trace", b"1"), (hdr.REPLAYS, b"1")]
     assert dlq.replay_headers(record(replays=2)) == [("trace", b"1"), (hdr.REPLAYS, b"3")]
+    grouped = DeadRecord(0, 0, 1, None, b"v", [], hdr.State(origin_topic="o", group="svc"))
+    assert dlq.replay_headers(grouped) == [(hdr.REPLAYS, b"1"), (hdr.GROUP, b"svc")]
 
 
 @pytest.mark.parametrize(
@@ -123,3 +142,63 @@ def test_to_json_is_readable_text() -> None:
     assert j["value"] == "\\xff"
     assert j["time"] == "2023-11-14T22:13:20.123Z"
     assert (j["attempt"], j["replays"]) == (3, 1)
+
+
+def test_the_package_exports_exactly_its_public_names() -> None:
+    public = {
+        name for name, value in vars(dlq).items() if not name.startswith("_") and not isinstance(value, ModuleType)
+    }
+    assert sorted(dlq.__all__) == sorted(public)
+
+
+def test_a_replay_overtaken_by_another_exits_9(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def overtaken(*_args: object, **_kwargs: object) -> dlq.ReplayReport:
+        raise ReplayInProgress("another replay of dead took over; this one put nothing back")
+
+    monkeypatch.setattr(dlq, "replay", overtaken)
+    assert cli.main(["dlq", "replay", "--count", "1"]) == cli.EXIT_REPLAY_IN_PROGRESS == 9
+    assert "another replay of dead took over" in capsys.readouterr().err
+
+
+OLD_STUB_ERROR = (
+    "forward to dead failed: Broker: Message size too large; 2000000-byte value and the producer's headers dropped"
+)
+
+
+@pytest.mark.parametrize(
+    ("value", "headers", "stub", "error", "left_out"),
+    [
+        (None, [], "value,headers", "x", "value,headers"),
+        (None, [], "key,value,headers", "x", "key,value,headers"),
+        (None, [], None, OLD_STUB_ERROR, "value,headers"),
+        (None, [], None, "RuntimeError: boom", None),  # a tombstone that failed: a whole record
+        (b"v", [], None, OLD_STUB_ERROR, None),
+        (None, [("trace", b"1")], None, OLD_STUB_ERROR, None),
+    ],
+)
+def test_a_stub_is_known_by_its_header_or_its_older_error(
+    value: bytes | None, headers: hdr.Headers, stub: str | None, error: str, left_out: str | None
+) -> None:
+    r = DeadRecord(0, 0, 1, b"k", value, headers, hdr.State(origin_topic="o", error=error), stub)
+    assert r.left_out == left_out
+    assert r.to_json()["stub"] == left_out
+
+
+def test_a_stub_that_does_not_say_where_its_original_is_is_refused() -> None:
+    stub = DeadRecord(0, 0, 1, b"k", None, [], hdr.State(origin_topic="orders", origin_partition=0), "value,headers")
+    assert dlq.refusal(stub, {}, {"orders": 1}, 3) == (
+        "a stub without kretry-origin-partition/-offset: the original it stands for cannot be found"
+    )
+
+
+def test_refusal_of_a_record_from_the_dlq_itself_or_its_ledger() -> None:
+    topics = {"dead": 1, "dead.replayed": 1}
+    assert dlq.refusal(record(origin="dead"), {}, topics, 3, dlq_topic="dead") == (
+        "origin topic 'dead' is this DLQ itself: a replay would only copy the record within it"
+    )
+    assert dlq.refusal(record(origin="dead.replayed"), {}, topics, 3, dlq_topic="dead") == (
+        "origin topic 'dead.replayed' is this DLQ's replay ledger, not a topic records come from"
+    )
+    assert dlq.refusal(record(origin="dead"), {}, topics, 3, dlq_topic="other") is None

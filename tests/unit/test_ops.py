@@ -8,7 +8,7 @@ import pytest
 
 from kretry import Retrier, admin
 from kretry.admin import DAY_MS, DEFAULT_MAX_MESSAGE_BYTES, HEADROOM, TopicNeed
-from kretry.http import BadRequest, replay_args
+from kretry.web.deadset import BadRequest, replay_args
 
 
 def retrier() -> Retrier:

@@ -1,0 +1,154 @@
+"""GET /v1/dead_set and POST /v1/dead_set/replay: parse the request (pure), call kretry.dlq off the event loop.
+
+GET  /v1/dead_set?count=N&topic=T&group=G  the oldest N DLQ records not yet replayed (optionally of origin topic T)
+POST /v1/dead_set/replay                   {"count": N, "topic": T} or {"offsets": ["p:o", ...]}; optional
+                                           "group", "max_replays" and "dry_run"
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from kretry import dlq
+from kretry.config import Settings
+from kretry.web import guard
+from kretry.web.responses import JSONAnswer
+
+MAX_BODY = 64 * 1024
+MAX_COUNT = 1000
+DEFAULT_COUNT = 10
+_REPLAY_FIELDS = frozenset({"count", "topic", "offsets", "group", "max_replays", "dry_run"})
+
+
+class BadRequest(Exception):
+    """The request is wrong: answered with 400 and this message."""
+
+
+class BodyTooLarge(BadRequest):
+    """Answered with 413."""
+
+
+def _count(raw: Any, default: int | None) -> int | None:
+    if raw is None:
+        return default
+    if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+        raise BadRequest(f"count must be an integer, got {raw!r}")
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadRequest(f"count must be an integer, got {raw!r}") from None
+    if not 1 <= value <= MAX_COUNT:
+        raise BadRequest(f"count must be between 1 and {MAX_COUNT}, got {value}")
+    return value
+
+
+def _with_group(args: dict[str, Any], group: Any) -> dict[str, Any]:
+    # Only a request that names a group passes group=: kretry.dlq without that keyword still serves the others.
+    if group is None:
+        return args
+    if not isinstance(group, str) or not group.strip():
+        raise BadRequest('"group" must be a non-empty string')
+    return {**args, "group": group}
+
+
+def peek_args(query: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """Pure: the keyword arguments of dlq.peek for a GET /v1/dead_set query (``parse_qs`` form, last value wins)."""
+    unknown = sorted(set(query) - {"count", "topic", "group"})
+    if unknown:
+        raise BadRequest(f"unknown parameter {', '.join(unknown)}")
+    last = {name: values[-1] for name, values in query.items() if values}
+    args = {"count": _count(last.get("count"), DEFAULT_COUNT), "origin_topic": last.get("topic")}
+    return _with_group(args, last.get("group"))
+
+
+def replay_args(body: Any) -> dict[str, Any]:
+    """Pure: the keyword arguments of dlq.replay for a POST /v1/dead_set/replay body."""
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    unknown = sorted(set(body) - _REPLAY_FIELDS)
+    if unknown:
+        raise BadRequest(f"unknown field {', '.join(unknown)}")
+    offsets = body.get("offsets")
+    count = _count(body.get("count"), None)
+    if (offsets is None) == (count is None):
+        raise BadRequest('give either "count" or "offsets"')
+    args: dict[str, Any] = {"count": count}
+    if offsets is not None:
+        if not isinstance(offsets, list) or not offsets or not all(isinstance(o, str) for o in offsets):
+            raise BadRequest('"offsets" must be a non-empty list of "partition:offset" strings')
+        try:
+            args["offsets"] = [dlq.parse_position(o) for o in offsets]
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+    topic = body.get("topic")
+    if topic is not None and not isinstance(topic, str):
+        raise BadRequest('"topic" must be a string')
+    args["origin_topic"] = topic
+    max_replays = body.get("max_replays", dlq.DEFAULT_MAX_REPLAYS)
+    if isinstance(max_replays, bool) or not isinstance(max_replays, int) or max_replays < 0:
+        raise BadRequest('"max_replays" must be a non-negative integer')
+    args["max_replays"] = max_replays
+    dry_run = body.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise BadRequest('"dry_run" must be true or false')
+    args["dry_run"] = dry_run
+    return _with_group(args, body.get("group"))
+
+
+def declared_length(header: str | None, limit: int = MAX_BODY) -> int | None:
+    """Pure: the body size a Content-Length header announces, refused before a byte of the body is read."""
+    if header is None:
+        return None
+    if not header.isdigit():  # "-1", "+5", "1e3", " ": int() would take some of them
+        raise BadRequest(f"bad Content-Length {header!r}")
+    length = int(header)
+    if length > limit:
+        raise BodyTooLarge(f"body larger than {limit} bytes")
+    return length
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    """The request body, never more than ``limit`` bytes of it: a chunked body announces no length up front."""
+    declared_length(request.headers.get("content-length"), limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLarge(f"body larger than {limit} bytes")
+    return bytes(body)
+
+
+def routes(settings: Settings, policy: guard.Policy) -> list[Route]:
+    def check(request: Request) -> None:
+        refusal = guard.refuse(policy, request.method, request.headers)
+        if refusal is not None:
+            raise HTTPException(refusal.status, refusal.message, refusal.headers)
+
+    def peek(request: Request) -> Response:  # sync: Starlette runs it in its thread pool, off the event loop
+        check(request)
+        records = dlq.peek(settings, **peek_args(parse_qs(request.url.query)))
+        return JSONAnswer({"count": len(records), "records": [r.to_json() for r in records]})
+
+    async def replay(request: Request) -> Response:
+        check(request)
+        raw = await read_body(request)
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError as exc:
+            raise BadRequest(f"the body is not JSON: {exc}") from None
+        report = await run_in_threadpool(dlq.replay, settings, **replay_args(body))
+        return JSONAnswer(report.to_json())
+
+    return [
+        Route("/v1/dead_set", peek, methods=["GET"]),
+        Route("/v1/dead_set/replay", replay, methods=["POST"]),
+    ]

@@ -1,0 +1,99 @@
+"""``Server(worker, host, port)``: uvicorn in a background thread of the worker's process.
+
+``kretry run`` owns SIGINT and SIGTERM (a stop finishes the in-flight records first); uvicorn must not take them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+from collections.abc import Iterator
+
+import structlog
+import uvicorn
+
+from kretry.errors import ConfigError
+from kretry.web import guard
+from kretry.web.app import create_app
+from kretry.worker import Worker
+
+log = structlog.get_logger("kretry")
+
+START_TIMEOUT = 10.0
+# A replay still running at stop gets this long; a stop must not wait on a slow client forever.
+STOP_TIMEOUT = 5
+
+
+class _Uvicorn(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = threading.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # uvicorn already skips this off the main thread; said here so that it never depends on where we run.
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        self.listening.set()
+
+
+class Server:
+    """``Server(worker, host, port).start()``; ``stop()`` at the end. Port 0 picks a free one (see ``port``)."""
+
+    def __init__(self, worker: Worker, host: str = "127.0.0.1", port: int = 0) -> None:
+        # Bound here, not in uvicorn's thread: a busy port is a ConfigError of `kretry run`, and port 0 is known.
+        self._socket = _listen(host, port)
+        address = self._socket.getsockname()
+        self.host: str = address[0]
+        self.port: int = address[1]
+        app = create_app(worker, worker.retrier.settings, loopback=guard.is_loopback(self.host))
+        self._uvicorn = _Uvicorn(
+            uvicorn.Config(
+                app,
+                host=self.host,
+                port=self.port,
+                log_config=None,
+                log_level="warning",  # our own line says where we listen; uvicorn's errors still show
+                access_log=False,
+                lifespan="off",
+                http="h11",  # the parser the body-limit tests hold to, whatever else is installed
+                ws="none",
+                timeout_graceful_shutdown=STOP_TIMEOUT,
+            )
+        )
+        self._thread = threading.Thread(target=self._uvicorn.run, args=([self._socket],), name="kretry-http")
+        self._thread.daemon = True
+
+    def start(self) -> None:
+        self._thread.start()
+        if not self._uvicorn.listening.wait(START_TIMEOUT):
+            self.stop()
+            raise ConfigError(f"--http-port: the HTTP server on {self.host}:{self.port} did not start")
+        log.info("http listening", host=self.host, port=self.port)
+
+    def stop(self) -> None:
+        self._uvicorn.should_exit = True
+        if self._thread.is_alive():
+            self._thread.join(STOP_TIMEOUT + 5)
+        self._socket.close()  # uvicorn closed it already when it ran; not when start() never came
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise ConfigError(f"--http-port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"--http-port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
