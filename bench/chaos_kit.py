@@ -22,7 +22,7 @@ from tests.integration.workers import kretry_process, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
-import kafka_local  # noqa: E402, F401 - the local broker and free ports, for the scenarios
+import kafka_local as kafka_local  # noqa: E402 - the local broker and free ports, re-exported for the scenarios
 
 APP = "tests.integration.apps.ledger_app:retrier"
 PARTITIONS = 6
