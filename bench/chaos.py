@@ -5,7 +5,12 @@ a value ``ok-…`` succeeds, ``fail-1-…`` fails once, ``poison-…`` always fa
 succeeded (a ledger line) or sit in the DLQ; anything else is *lost*. Duplicates are counted and reported.
 
 The suite starts a broker of its own (it stops and restarts it in one scenario); with KAFKA_BOOTSTRAP_SERVERS
-set it uses that one and reports the broker scenario as not run. Writes bench/results/chaos.json and chaos.md.
+set it uses that one and reports the broker scenario as not run. Writes bench/results/chaos.json and chaos.md; a
+run of ``--only`` some scenarios keeps the earlier results of the others there.
+
+Here: the process faults (kill -9, broker outage, scaling) and bad input. The shared accounting is in chaos_kit.py,
+the scenarios about the topics themselves (two services on one topic, a deleted retry topic, records at the size
+limit) in chaos_topics.py.
 """
 
 from __future__ import annotations
@@ -19,131 +24,33 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from contextlib import contextmanager, nullcontext, suppress
+from dataclasses import asdict
 from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from kretry import headers as hdr
-from tests.integration.kit import (
-    committed,
-    complete_lines,
-    create_topics,
-    end_offsets,
-    produce,
-    read_to_end,
-    unique,
-    wait_until,
+from bench.chaos_kit import (
+    APP,
+    PARTITIONS,
+    ROOT,
+    Outcome,
+    Run,
+    kafka_local,
+    progress,
+    settle,
+    stuck_partitions,
+    traffic,
+    trickle,
 )
-from tests.integration.workers import kretry_process, stop
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
-import kafka_local  # noqa: E402
+from bench.chaos_topics import retry_topic_deleted, size_limit, two_services_one_topic
+from kretry import headers as hdr
+from tests.integration.kit import committed, create_topics, produce, read_to_end, unique, wait_until
+from tests.integration.workers import stop
 
 RESULTS = ROOT / "bench" / "results"
-APP = "tests.integration.apps.ledger_app:retrier"
-PARTITIONS = 6
-
-
-@dataclass
-class Outcome:
-    scenario: str
-    records: int = 0
-    lost: int = 0
-    duplicates: int = 0
-    seconds: float = 0.0
-    passed: bool = False
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Run:
-    """One scenario's topic, app environment and ledger."""
-
-    bootstrap: str
-    work: Path
-    topic: str = field(default_factory=lambda: unique("chaos"))
-    group: str = field(default_factory=lambda: unique("svc"))
-    dlq: str = field(default_factory=lambda: unique("dlq"))
-    delays: str = "200ms,200ms"
-
-    @property
-    def ledger(self) -> Path:
-        return self.work / f"{self.topic}.ledger"
-
-    def env(self) -> dict[str, str]:
-        return {
-            "KRETRY_BOOTSTRAP_SERVERS": self.bootstrap,
-            "KRETRY_KAFKA": json.dumps({"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000}),
-            "APP_GROUP": self.group,
-            "APP_DLQ": self.dlq,
-            "APP_TOPICS": self.topic,
-            "APP_LEDGER": str(self.ledger),
-            "APP_DELAYS": self.delays,
-        }
-
-    def start(self, name: str = "worker") -> subprocess.Popen[bytes]:
-        return kretry_process(APP, self.env(), log=self.work / f"{self.topic}.{name}.log")
-
-    def successes(self) -> Counter[str]:
-        if not self.ledger.exists():
-            return Counter()
-        lines = (json.loads(line) for line in complete_lines(self.ledger) if line.strip())
-        return Counter(str(e["key"]) for e in lines if e["ok"])
-
-    def dead_keys(self) -> Counter[str]:
-        return Counter((m.key() or b"").decode(errors="replace") for m in read_to_end(self.bootstrap, self.dlq))
-
-
-def traffic(count: int, prefix: str = "r") -> list[tuple[bytes, bytes]]:
-    """(key, value): 10% always fail, 10% fail once, the rest succeed."""
-    records = []
-    for i in range(count):
-        kind = "poison" if i % 10 == 0 else "fail-1" if i % 10 == 1 else "ok"
-        records.append((f"{prefix}{i}".encode(), f"{kind}-{prefix}{i}".encode()))
-    return records
-
-
-def settle(run: Run, records: list[tuple[bytes, bytes]], timeout: float) -> tuple[int, int, Counter[str]]:
-    """Wait until every record is accounted for (or the timeout); return lost, duplicates and where each went."""
-    keys = [k.decode() for k, _ in records]
-    poison = {k.decode() for k, v in records if v.startswith(b"poison")}
-
-    def done() -> bool:
-        ok, dead = run.successes(), run.dead_keys()
-        return all(ok[k] for k in keys if k not in poison) and all(dead[k] for k in poison)
-
-    with suppress(AssertionError):  # what is still missing at the timeout is counted below as lost
-        wait_until(done, timeout=timeout, interval=1.0, what="every record accounted for")
-    ok, dead = run.successes(), run.dead_keys()
-    where = Counter("succeeded" if ok[k] else "dlq" if dead[k] else "lost" for k in keys)
-    duplicates = sum(n - 1 for n in ok.values() if n > 1) + sum(n - 1 for n in dead.values() if n > 1)
-    return where["lost"], duplicates, where
-
-
-def trickle(run: Run, records: list[tuple[bytes, bytes]], seconds: float) -> threading.Thread:
-    """Produce the records evenly over ``seconds`` in the background."""
-    chunks = 20
-    size = max(1, len(records) // chunks)
-
-    def go() -> None:
-        for i in range(0, len(records), size):
-            produce(run.bootstrap, run.topic, [(k, v, None) for k, v in records[i : i + size]])
-            time.sleep(seconds / chunks)
-
-    thread = threading.Thread(target=go, daemon=True)
-    thread.start()
-    return thread
-
-
-def progress(run: Run) -> int:
-    return sum(run.successes().values())
 
 
 # -- scenarios ----------------------------------------------------------------------------------------------
@@ -218,18 +125,6 @@ def scale(bootstrap: str, work: Path, out: Outcome) -> None:
     out.notes.append(f"outcomes: {dict(where)}; partitions not drained (stuck paused): {stuck}")
     code = stop(first)
     out.passed = out.lost == 0 and not stuck and code == 0 and codes == [0, 0]
-
-
-def stuck_partitions(run: Run) -> list[str]:
-    """Stage partitions whose group has not committed up to the end: a partition left paused would be one."""
-    stuck = []
-    topics = [run.topic] + [f"{run.topic}_retry_{n}" for n in (1, 2)]
-    for attempt, topic in enumerate(topics):
-        group = run.group if attempt == 0 else f"{run.group}.{topic}"
-        ends = end_offsets(run.bootstrap, topic, PARTITIONS)
-        done = committed(run.bootstrap, group, topic, PARTITIONS)
-        stuck += [f"{topic}[{p}]" for p in range(PARTITIONS) if ends[p] and done[p] < ends[p]]
-    return stuck
 
 
 def bad_input(bootstrap: str, work: Path, out: Outcome) -> None:
@@ -336,15 +231,23 @@ def own_broker() -> Iterator[tuple[str, kafka_local.LocalKafka | None]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", nargs="*", help="scenarios to run (default: all)")
+    parser.add_argument("--keep", action="store_true", help="keep the ledgers and worker logs, and say where")
     args = parser.parse_args(argv)
     outcomes: list[Outcome] = []
-    with own_broker() as (bootstrap, broker), tempfile.TemporaryDirectory(prefix="kretry-chaos-work-") as tmp:
+    prefix = "kretry-chaos-work-"
+    work = nullcontext(tempfile.mkdtemp(prefix=prefix)) if args.keep else tempfile.TemporaryDirectory(prefix=prefix)
+    with own_broker() as (bootstrap, broker), work as tmp:
+        if args.keep:
+            print(f"chaos: ledgers and worker logs in {tmp}", flush=True)
         scenarios: dict[str, Callable[[str, Path, Outcome], None]] = {
             "kill_9": kill_nine,
             "broker_outage": lambda b, w, o: broker_outage(b, w, o, broker),
             "scale_1_3_1": scale,
             "bad_input": bad_input,
             "config_mistakes": config_mistakes,
+            "two_services_one_topic": two_services_one_topic,
+            "retry_topic_deleted": retry_topic_deleted,
+            "size_limit": size_limit,
         }
         for name, scenario in scenarios.items():
             if args.only and name not in args.only:
@@ -366,24 +269,31 @@ def main(argv: list[str] | None = None) -> int:
             for note in out.notes:
                 print(f"    {note}", flush=True)
             outcomes.append(out)
-    write(outcomes)
+    write(outcomes, list(scenarios), keep_others=bool(args.only))
     failed = [o.scenario for o in outcomes if not o.passed and not o.notes[0].startswith("not run")]
     print(f"{len(outcomes) - len(failed)} passed, {len(failed)} failed")
     return 1 if failed else 0
 
 
-def write(outcomes: list[Outcome]) -> None:
+def write(outcomes: list[Outcome], order: list[str], keep_others: bool) -> None:
+    """chaos.json and chaos.md, scenarios in ``order``; with ``keep_others`` (a run of --only) the earlier results
+    of the scenarios not run this time stay in both files."""
     RESULTS.mkdir(parents=True, exist_ok=True)
+    earlier = RESULTS / "chaos.json"
+    found = json.loads(earlier.read_text()).get("scenarios", {}) if keep_others and earlier.exists() else {}
+    found.update({o.scenario: asdict(o) for o in outcomes})
+    scenarios = {name: found[name] for name in order if name in found}
     summary = {
-        "lost": sum(o.lost for o in outcomes),
-        "duplicates": sum(o.duplicates for o in outcomes),
-        "scenarios": {o.scenario: asdict(o) for o in outcomes},
+        "lost": sum(o["lost"] for o in scenarios.values()),
+        "duplicates": sum(o["duplicates"] for o in scenarios.values()),
+        "scenarios": scenarios,
     }
-    (RESULTS / "chaos.json").write_text(json.dumps(summary, indent=2) + "\n")
+    earlier.write_text(json.dumps(summary, indent=2) + "\n")
     rows = ["| scenario | records | lost | duplicates | seconds | result |", "|---|---|---|---|---|---|"]
     rows += [
-        f"| {o.scenario} | {o.records} | {o.lost} | {o.duplicates} | {o.seconds} | {'pass' if o.passed else 'FAIL'} |"
-        for o in outcomes
+        f"| {name} | {o['records']} | {o['lost']} | {o['duplicates']} | {o['seconds']} | "
+        f"{'pass' if o['passed'] else 'FAIL'} |"
+        for name, o in scenarios.items()
     ]
     (RESULTS / "chaos.md").write_text("\n".join(rows) + "\n")
 

@@ -2,6 +2,7 @@
 
 Each ledger line is JSON: pid, topic, partition, offset, attempt, value, ok. A value ``fail-N-...`` fails while
 the attempt is below N, ``poison-...`` always fails, ``slow-...`` takes APP_SLOW seconds; anything else succeeds.
+With APP_NEVER_FAIL=1 every value succeeds: a second service on the same topic whose handler never fails.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from kretry import Message, Retrier
 retrier = Retrier(group_id=os.environ["APP_GROUP"], dlq_topic=os.environ["APP_DLQ"])
 LEDGER = os.environ["APP_LEDGER"]
 SLOW = float(os.environ.get("APP_SLOW", "0.5"))
+NEVER_FAIL = os.environ.get("APP_NEVER_FAIL") == "1"
 
 
 def _write(msg: Message, ok: bool) -> None:
@@ -42,7 +44,9 @@ def handle(msg: Message) -> None:
     value = (msg.value or b"").decode(errors="replace")
     if value.startswith("slow-"):
         time.sleep(SLOW)
-    failing = value.startswith("poison-") or (value.startswith("fail-") and msg.attempt < int(value.split("-")[1]))
+    failing = not NEVER_FAIL and (
+        value.startswith("poison-") or (value.startswith("fail-") and msg.attempt < int(value.split("-")[1]))
+    )
     _write(msg, ok=not failing)
     if failing:
         raise RuntimeError(f"failing on purpose at attempt {msg.attempt}")
