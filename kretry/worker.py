@@ -18,6 +18,7 @@ from kretry import config
 from kretry.admin import LEDGER_ROLE, TopicNeed, create_topics, max_message_bytes, needs
 from kretry.errors import BrokerUnavailable, ConfigError, KafkaFatalError, StopTimeout, TopologyError
 from kretry.guard import Flood
+from kretry.lag import group_lag
 from kretry.metrics import Metrics
 from kretry.retrier import Retrier
 from kretry.stage import Stage
@@ -26,6 +27,7 @@ log = structlog.get_logger("kretry")
 
 STOP_TIMEOUT = 10.0
 STALL_LIMIT = 60.0  # seconds without a loop turn before /readyz calls a stage stalled
+LAG_EVERY = 5.0  # seconds between refreshes of the lag gauges
 RECREATE_EVERY = 5.0  # seconds between looks for retry topics or a DLQ deleted while running
 
 
@@ -174,8 +176,22 @@ class Worker:
 
     def wait(self, poll: float = 0.2) -> None:
         """Block until a stop is requested or a stage fails, refreshing the lag gauges as it goes."""
+        lag_at = float("-inf")
         while not self.stopping.wait(poll):
             self._recreate_missing()
+            if time.monotonic() - lag_at >= LAG_EVERY:
+                lag_at = time.monotonic()
+                self._refresh_lag()
+
+    def _refresh_lag(self) -> None:
+        if self._admin is None:
+            return
+        for stage in self.stages:
+            assigned = set(stage.assigned or ())
+            try:
+                stage.set_lag(group_lag(self._admin, stage.spec.group, stage.spec.topic, assigned))
+            except (KafkaException, TimeoutError, RuntimeError) as exc:
+                log.debug("lag not refreshed", topic=stage.spec.topic, error=str(exc))  # a gauge: the next one will
 
     def _recreate_missing(self) -> None:
         """Create again, as planned, a retry topic or DLQ deleted while we run; forwards to it wait meanwhile.

@@ -37,7 +37,6 @@ REVOKE_FLUSH = 10.0
 FORWARD_LOG_EVERY = 10.0  # seconds between ERROR lines about refused forwards, per target topic and error
 MISSING_FOR = 15.0  # seconds a topic counts as missing after the last forward it refused as unknown
 MAX_POLL_INTERVAL_MS = 300_000  # librdkafka's default max.poll.interval.ms
-LAG_EVERY = 5.0  # seconds between refreshes of the lag gauge
 
 # The target topic or partition does not exist (deleted while we run, or narrower than planned): the forward is
 # held and sent again, never dropped, and /readyz says why.
@@ -98,8 +97,6 @@ class Stage:
         # Past this long without a poll the group hands our partitions to another member: what is left of the
         # batch is theirs to handle, not ours.
         self._poll_budget = float(consumer_conf.get("max.poll.interval.ms", MAX_POLL_INTERVAL_MS)) / 1000.0
-        self._lag_at = float("-inf")
-        self._committed: dict[int, int] = {}  # the group's committed offset of a partition, read for the lag
         self.recreated = threading.Event()  # set by the worker once it created this stage's topic again
         self._polled_at = time.monotonic()
         self._next_topic = retry_topic(self.base, spec.attempt + 1, spec.handler.retry_pattern)
@@ -131,11 +128,6 @@ class Stage:
     def _step(self, consumer: Consumer, forwarder: Forwarder) -> None:
         self.last_step = now = time.monotonic()
         self._summarise_logs(now)
-        if now - self._lag_at >= LAG_EVERY:
-            # From the stage's own thread: a client is not to be used from two threads at once.
-            self._lag_at = now
-            with contextlib.suppress(KafkaException):
-                self.update_lag()
         if self.recreated.is_set():
             self._start_over(consumer)
         if self._fresh:
@@ -260,7 +252,6 @@ class Stage:
     def _start_over(self, consumer: Consumer) -> None:
         """Our topic was deleted and created again: its offsets start at 0, wherever we were in the old one."""
         self.recreated.clear()
-        self._committed.clear()
         partitions = sorted(self.assigned or ())
         self._waiting.clear()
         for p in partitions:
@@ -492,7 +483,6 @@ class Stage:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self._offsets[tp.partition] = PartitionOffsets()
-            self._committed.pop(tp.partition, None)
             self._waiting.pop(tp.partition, None)
         self._fresh.extend(TopicPartition(tp.topic, tp.partition) for tp in partitions)
         self.assigned = (self.assigned or set()) | {tp.partition for tp in partitions}
@@ -563,30 +553,8 @@ class Stage:
         now = time.monotonic()
         return sorted(t for t, at in list(self.missing.items()) if now - at < MISSING_FOR)
 
-    def update_lag(self) -> None:
-        """Refresh the lag gauge: records between what the group has (or is about to have) committed and the end,
-        as ``kretry stats`` counts them, records waiting for their due time included."""
-        consumer = self.consumer
-        if consumer is None or not self.assigned:
-            self._m_lag.set(0)
-            return
-        topic = self.spec.topic
-        unknown = [p for p in self.assigned if self._tracker(p).next is None and p not in self._committed]
-        if unknown:
-            # A partition with nothing done since its assignment: the group's committed offset, read once. Its fetch
-            # position says nothing until a record comes, and an idle partition must not count its whole size.
-            for tp in consumer.committed([TopicPartition(topic, p) for p in unknown], timeout=5.0):
-                self._committed[tp.partition] = tp.offset
-        total = 0
-        for p in self.assigned:
-            tp = TopicPartition(topic, p)
-            low, high = consumer.get_watermark_offsets(tp, cached=True) or (-1, -1)
-            if high < 0 or p in self._waiting:  # never fetched, or paused: no fresh watermark in the cache
-                low, high = consumer.get_watermark_offsets(tp, timeout=1.0)
-            done = self._offsets[p].next
-            base = done if done is not None else self._committed.get(p, low)
-            total += max(0, high - max(base, low))
-        self._m_lag.set(total)
+    def set_lag(self, lag: int) -> None:
+        self._m_lag.set(lag)
 
 
 def _key(msg: Any) -> str | None:

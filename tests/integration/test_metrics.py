@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from kretry import Message, Retrier, admin
-from kretry.stage.loop import LAG_EVERY
+from kretry.worker import LAG_EVERY
 from tests.integration.kit import committed, produce, unique, wait_until
 from tests.integration.workers import running
 
