@@ -1,7 +1,8 @@
 """Settings: constructor arguments first, then ``KRETRY_*`` environment variables, then defaults.
 
 A misspelt ``KRETRY_*`` variable is an error, not a silently ignored key. librdkafka settings (security, SASL,
-tuning) pass through ``kafka`` unchanged; their secrets are never shown.
+tuning) pass through ``kafka`` unchanged, confluent-kafka's callables too (kretry.callbacks); their secrets are
+never shown.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from kretry import callbacks
 from kretry.errors import ConfigError
 from kretry.topology import DEFAULT_DLQ_TOPIC, validate_topic_name
 
@@ -38,6 +41,7 @@ _CONSUMER_ONLY = (
     "check.crcs",
     "enable.partition.eof",
     "consume.",
+    "on_commit",
 )
 _PRODUCER_ONLY = (
     "acks",
@@ -54,6 +58,7 @@ _PRODUCER_ONLY = (
     "partitioner",
     "transactional.id",
     "sticky.partitioning.",
+    "on_delivery",
 )
 
 
@@ -76,8 +81,10 @@ class Settings(BaseSettings):
     group_id: str | None = None
     dlq_topic: str | None = DEFAULT_DLQ_TOPIC
     # Any librdkafka setting, e.g. {"security.protocol": "SASL_SSL", "sasl.password": "..."};
-    # from the environment as JSON: KRETRY_KAFKA='{"security.protocol": "SASL_SSL"}'.
-    kafka: dict[str, str | int | float | bool] = Field(default_factory=dict, repr=False)
+    # from the environment as JSON: KRETRY_KAFKA='{"security.protocol": "SASL_SSL"}'. Values are str, int, float or
+    # bool, or for confluent-kafka's callback keys (oauth_cb, error_cb, ...) a callable given in code; checked
+    # one by one in _kafka, so that a bad value is named by its key rather than by a dump of a type union.
+    kafka: dict[str, Any] = Field(default_factory=dict, repr=False)
     # `kretry run --http-port`: the bearer token the dead-set routes ask for (kretry.web.guard); unset, they are
     # served on a loopback address only.
     http_token: SecretStr | None = None
@@ -121,6 +128,10 @@ class Settings(BaseSettings):
         owned = sorted(OWNED_CONSUMER_KEYS & value.keys())
         if owned:
             raise ValueError(f"{', '.join(owned)} is set by kretry itself and cannot be overridden")
+        for key, item in value.items():
+            problem = callbacks.problem(key, item)
+            if problem is not None:
+                raise PydanticCustomError("kafka_setting", "{problem}", {"key": key, "problem": problem})
         return value
 
 
@@ -162,14 +173,18 @@ def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         field = ".".join(str(p) for p in err["loc"]) or "settings"
+        if "key" in err.get("ctx", {}):  # one librdkafka setting of `kafka`
+            field = f"{field}.{err['ctx']['key']}"
         env = f" ({ENV_PREFIX}{str(err['loc'][0]).upper()})" if err["loc"] else ""
         lines.append(f"{field}{env}: {err['msg']}")
     return "bad setting: " + "; ".join(lines)
 
 
 def redact(conf: Mapping[str, Any]) -> dict[str, Any]:
-    """A librdkafka config fit for a log line: secret values replaced."""
-    return {k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in conf.items()}
+    """A librdkafka config fit for a log line: secret values replaced, callables shown as ``<callable>``."""
+    return {
+        k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) else callbacks.shown(k, v)) for k, v in conf.items()
+    }
 
 
 def _without(conf: Mapping[str, Any], prefixes: tuple[str, ...]) -> dict[str, Any]:
