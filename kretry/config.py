@@ -17,10 +17,12 @@ from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from kretry import callbacks
-from kretry.errors import ConfigError
+from kretry.durations import parse_duration
+from kretry.errors import ConfigError, DurationError
 from kretry.topology import DEFAULT_DLQ_TOPIC, validate_topic_name
 
 ENV_PREFIX = "KRETRY_"
+DEFAULT_LIVENESS_TIMEOUT = 300.0
 _SECRET_WORDS = ("password", "secret", "token", "key.pem", "private")
 
 # Set by kretry because its guarantees rest on them; a user value for one of these is refused.
@@ -88,6 +90,10 @@ class Settings(BaseSettings):
     # `kretry run --http-port`: the bearer token the dead-set routes ask for (kretry.web.guard); unset, they are
     # served on a loopback address only.
     http_token: SecretStr | None = None
+    # `kretry run --http-port`: /healthz answers 503 once a stage's loop has not come round for this long (a
+    # handler stuck), so that the orchestrator restarts the process. Five minutes is librdkafka's default
+    # max.poll.interval.ms, past which the group has given the stage's partitions away anyway.
+    liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -121,6 +127,20 @@ class Settings(BaseSettings):
         if value is not None and not value.get_secret_value().strip():
             raise ValueError("must not be empty (unset it for no token)")
         return value
+
+    @field_validator("liveness_timeout", mode="before")
+    @classmethod
+    def _liveness(cls, value: Any) -> float:
+        # From the environment a bare number is seconds ("300"), as it is in code; "5m" works in both.
+        if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
+            value = float(value)
+        try:
+            seconds = parse_duration(value, what="liveness_timeout")
+        except DurationError as exc:
+            raise ValueError(str(exc)) from None
+        if seconds <= 0:
+            raise ValueError("must be longer than 0 s")
+        return seconds
 
     @field_validator("kafka")
     @classmethod
