@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 KAFKA := python3 tools/kafka_local.py
 
-.PHONY: install kcat kafka kafka-stop lint format test test-unit test-integration demo bench chaos clean
+.PHONY: install dist kcat kafka kafka-stop lint format test test-unit test-integration demo bench chaos clean
 
 install: $(VENV)/.installed
 
@@ -12,6 +12,12 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@
+
+# The wheel a user installs (`pip install dist/kretry-*.whl`); build/ goes first, or setuptools would reuse it and
+# package modules deleted since.
+dist: install
+	rm -rf build dist
+	$(PY) -m pip wheel --no-deps --quiet -w dist .
 
 kafka:
 	$(KAFKA) start
@@ -53,4 +59,4 @@ chaos: install
 	$(PY) -m bench.chaos
 
 clean:
-	rm -rf $(VENV) .kafka .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .kafka .pytest_cache .mypy_cache .ruff_cache build dist

@@ -1,7 +1,8 @@
 """Settings: constructor arguments first, then ``KRETRY_*`` environment variables, then defaults.
 
 A misspelt ``KRETRY_*`` variable is an error, not a silently ignored key. librdkafka settings (security, SASL,
-tuning) pass through ``kafka`` unchanged; their secrets are never shown.
+tuning) pass through ``kafka`` unchanged, confluent-kafka's callables too (kretry.callbacks); their secrets are
+never shown.
 """
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from kretry.errors import ConfigError
+from kretry import callbacks
+from kretry.durations import parse_duration
+from kretry.errors import ConfigError, DurationError
 from kretry.topology import DEFAULT_DLQ_TOPIC, validate_topic_name
 
 ENV_PREFIX = "KRETRY_"
+DEFAULT_LIVENESS_TIMEOUT = 300.0
 _SECRET_WORDS = ("password", "secret", "token", "key.pem", "private")
 
 # Set by kretry because its guarantees rest on them; a user value for one of these is refused.
@@ -38,6 +43,7 @@ _CONSUMER_ONLY = (
     "check.crcs",
     "enable.partition.eof",
     "consume.",
+    "on_commit",
 )
 _PRODUCER_ONLY = (
     "acks",
@@ -54,6 +60,7 @@ _PRODUCER_ONLY = (
     "partitioner",
     "transactional.id",
     "sticky.partitioning.",
+    "on_delivery",
 )
 
 
@@ -76,11 +83,17 @@ class Settings(BaseSettings):
     group_id: str | None = None
     dlq_topic: str | None = DEFAULT_DLQ_TOPIC
     # Any librdkafka setting, e.g. {"security.protocol": "SASL_SSL", "sasl.password": "..."};
-    # from the environment as JSON: KRETRY_KAFKA='{"security.protocol": "SASL_SSL"}'.
-    kafka: dict[str, str | int | float | bool] = Field(default_factory=dict, repr=False)
+    # from the environment as JSON: KRETRY_KAFKA='{"security.protocol": "SASL_SSL"}'. Values are str, int, float or
+    # bool, or for confluent-kafka's callback keys (oauth_cb, error_cb, ...) a callable given in code; checked
+    # one by one in _kafka, so that a bad value is named by its key rather than by a dump of a type union.
+    kafka: dict[str, Any] = Field(default_factory=dict, repr=False)
     # `kretry run --http-port`: the bearer token the dead-set routes ask for (kretry.web.guard); unset, they are
     # served on a loopback address only.
     http_token: SecretStr | None = None
+    # `kretry run --http-port`: /healthz answers 503 once a stage's loop has not come round for this long (a
+    # handler stuck), so that the orchestrator restarts the process. Five minutes is librdkafka's default
+    # max.poll.interval.ms, past which the group has given the stage's partitions away anyway.
+    liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -115,12 +128,30 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty (unset it for no token)")
         return value
 
+    @field_validator("liveness_timeout", mode="before")
+    @classmethod
+    def _liveness(cls, value: Any) -> float:
+        # From the environment a bare number is seconds ("300"), as it is in code; "5m" works in both.
+        if isinstance(value, str) and value.strip().replace(".", "", 1).isdigit():
+            value = float(value)
+        try:
+            seconds = parse_duration(value, what="liveness_timeout")
+        except DurationError as exc:
+            raise ValueError(str(exc)) from None
+        if seconds <= 0:
+            raise ValueError("must be longer than 0 s")
+        return seconds
+
     @field_validator("kafka")
     @classmethod
     def _kafka(cls, value: dict[str, Any]) -> dict[str, Any]:
         owned = sorted(OWNED_CONSUMER_KEYS & value.keys())
         if owned:
             raise ValueError(f"{', '.join(owned)} is set by kretry itself and cannot be overridden")
+        for key, item in value.items():
+            problem = callbacks.problem(key, item)
+            if problem is not None:
+                raise PydanticCustomError("kafka_setting", "{problem}", {"key": key, "problem": problem})
         return value
 
 
@@ -162,14 +193,18 @@ def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         field = ".".join(str(p) for p in err["loc"]) or "settings"
+        if "key" in err.get("ctx", {}):  # one librdkafka setting of `kafka`
+            field = f"{field}.{err['ctx']['key']}"
         env = f" ({ENV_PREFIX}{str(err['loc'][0]).upper()})" if err["loc"] else ""
         lines.append(f"{field}{env}: {err['msg']}")
     return "bad setting: " + "; ".join(lines)
 
 
 def redact(conf: Mapping[str, Any]) -> dict[str, Any]:
-    """A librdkafka config fit for a log line: secret values replaced."""
-    return {k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in conf.items()}
+    """A librdkafka config fit for a log line: secret values replaced, callables shown as ``<callable>``."""
+    return {
+        k: ("***" if any(w in k.lower() for w in _SECRET_WORDS) else callbacks.shown(k, v)) for k, v in conf.items()
+    }
 
 
 def _without(conf: Mapping[str, Any], prefixes: tuple[str, ...]) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """GET /metrics, /healthz, /readyz: what a scraper and an orchestrator ask. They change nothing: never guarded.
 
 GET /metrics  Prometheus text from the worker's own registry
-GET /healthz  200 while the process serves
+GET /healthz  200 while every stage's loop comes round; 503 with the reason once one has not for
+              ``liveness_timeout`` (KRETRY_LIVENESS_TIMEOUT, 5 min: a handler stuck) or a stage failed. It is
+              the liveness probe: an orchestrator restarts the process, which nothing inside it can do.
 GET /readyz   200 once every stage has its assignment, the broker answers and no stage has a problem (a loop
-              stalled for a minute: a handler stuck), else 503 with the reason
+              stalled for a minute, say), else 503 with the reason: taken out of service, not restarted
 """
 
 from __future__ import annotations
@@ -44,7 +46,15 @@ def routes(worker: Worker, settings: Settings) -> list[Route]:
         return Response(generate_latest(worker.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def healthz(request: Request) -> Response:
-        return JSONAnswer({"status": "alive"})
+        # Never asks the broker: a broker outage is for /readyz, and restarting every worker would not end it.
+        failure = worker.failure
+        if failure is not None:
+            reason = f"a stage failed: {type(failure).__name__}: {failure}"
+        elif stalled := worker.stalled(settings.liveness_timeout):
+            reason = f"no poll for {settings.liveness_timeout:g}s on {', '.join(stalled)}: a handler is stuck"
+        else:
+            return JSONAnswer({"status": "alive"})
+        return JSONAnswer({"status": "dead", "reason": reason}, status_code=503)
 
     def readyz(request: Request) -> Response:  # sync: the broker check blocks up to READY_TIMEOUT
         if not worker.ready:
