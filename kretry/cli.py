@@ -132,7 +132,12 @@ def _ops_parsers(sub: Any) -> None:
     topics = sub.add_parser("topics", help="the topics a Retrier needs: plan, create, check").add_subparsers(
         dest="action", required=True
     )
-    _ops_command(topics, "plan", required, "list every topic kretry needs")
+    plan = _ops_command(topics, "plan", required, "list every topic kretry needs, with each retry tier's delay")
+    plan.add_argument(
+        "--partitions",
+        type=_positive,
+        help="plan a main topic that does not exist yet this wide (default: its width shows as ?)",
+    )
     _ops_command(topics, "create", required, "create the missing retry topics, DLQ and replay ledger")
     _ops_command(topics, "check", required, "check partitions, retention and cleanup policy")
 
@@ -301,29 +306,41 @@ def _topics(args: argparse.Namespace, retrier: Retrier) -> int:
         if not found.problems:
             print("ok: every retry topic, the DLQ and its ledger are as kretry needs them")
         return EXIT_TOPOLOGY if found.problems else EXIT_OK
-    needs = admin.create(retrier) if args.action == "create" else admin.plan(retrier)
+    if args.action == "plan":
+        return _topics_plan(args, retrier)
+    needs = admin.create(retrier)
     if args.json:
         _print_json_lines([n.to_json() for n in needs])
-    elif args.action == "create":
-        for n in needs:
-            print(f"created {n.name} ({n.role}, {n.partitions} partitions, retention {admin.human_ms(n.retention_ms)})")
-        if not needs:
-            print("nothing to create: every topic exists")
-    else:
-        _print_table(
-            ["TOPIC", "ROLE", "PARTITIONS", "RETENTION", "AT LEAST", "CLEANUP"],
-            [
-                (
-                    n.name,
-                    n.role,
-                    n.partitions,
-                    admin.human_ms(n.retention_ms),
-                    admin.human_ms(n.min_retention_ms),
-                    n.cleanup,
-                )
-                for n in needs
-            ],
-        )
+        return EXIT_OK
+    for n in needs:
+        print(f"created {n.name} ({n.role}, {n.partitions} partitions, retention {admin.human_ms(n.retention_ms)})")
+    if not needs:
+        print("nothing to create: every topic exists")
+    return EXIT_OK
+
+
+def _topics_plan(args: argparse.Namespace, retrier: Retrier) -> int:
+    rows, notes = admin.plan(retrier, args.partitions)
+    if args.json:
+        _print_json_lines([r.to_json() for r in rows])
+        return EXIT_OK
+    _print_table(
+        ["TOPIC", "ROLE", "PARTITIONS", "DELAY", "RETENTION", "AT LEAST", "CLEANUP"],
+        [
+            (
+                r.need.name,
+                r.need.role,
+                "?" if r.partitions is None else r.partitions,
+                r.delay,
+                admin.human_ms(r.need.retention_ms),
+                admin.human_ms(r.need.min_retention_ms),
+                r.need.cleanup,
+            )
+            for r in rows
+        ],
+    )
+    for line in notes:
+        print(f"note: {line}")
     return EXIT_OK
 
 
