@@ -38,7 +38,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from kretry import config, dlq
-from kretry.errors import BrokerUnavailable, TopologyError
+from kretry.errors import BrokerUnavailable, ConfigError, TopologyError
 from kretry.retrier import Retrier
 from kretry.stage import stage_label
 from kretry.topology import TopicPlan, plan_topics
@@ -188,7 +188,10 @@ class Cluster:
     def __init__(self, retrier: Retrier, timeout: float = 10.0) -> None:
         self.settings = retrier.settings
         self.retrier = retrier
-        self.admin = AdminClient(config.admin_conf(self.settings))
+        try:
+            self.admin = AdminClient(config.admin_conf(self.settings))
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise ConfigError(f"kafka settings: {exc}") from None
         self.meta = self.refresh(timeout)
 
     def refresh(self, timeout: float = 10.0) -> ClusterMetadata:
