@@ -38,7 +38,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 
 from kretry import config, dlq
-from kretry.errors import BrokerUnavailable, TopologyError
+from kretry.errors import BrokerUnavailable, ConfigError, TopologyError
 from kretry.retrier import Retrier
 from kretry.stage import stage_label
 from kretry.topology import TopicPlan, plan_topics
@@ -188,7 +188,10 @@ class Cluster:
     def __init__(self, retrier: Retrier, timeout: float = 10.0) -> None:
         self.settings = retrier.settings
         self.retrier = retrier
-        self.admin = AdminClient(config.admin_conf(self.settings))
+        try:
+            self.admin = AdminClient(config.admin_conf(self.settings))
+        except (KafkaException, ValueError, TypeError) as exc:
+            raise ConfigError(f"kafka settings: {exc}") from None
         self.meta = self.refresh(timeout)
 
     def refresh(self, timeout: float = 10.0) -> ClusterMetadata:
@@ -277,8 +280,57 @@ def create_topics(admin: AdminClient, todo: Iterable[TopicNeed], timeout: float 
     raise TopologyError(f"topics {sorted(names)} have no leader {timeout:.0f}s after being created")
 
 
-def plan(retrier: Retrier) -> list[TopicNeed]:
-    return Cluster(retrier).needs()
+@dataclass(frozen=True)
+class Planned:
+    """One row of ``kretry topics plan``: a topic kretry needs, how long records wait there, and how wide it is."""
+
+    need: TopicNeed
+    partitions: int | None  # None: as wide as a main topic that does not exist yet
+    delay_s: float | None = None  # a retry tier's delay; None for the other roles
+    jitter: float = 0.0
+
+    @property
+    def delay(self) -> str | None:
+        """``"5s"``, ``"1m±10%"``."""
+        if self.delay_s is None:
+            return None
+        return human_ms(round(self.delay_s * 1000)) + (f"±{self.jitter * 100:g}%" if self.jitter else "")
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.need.to_json(), "partitions": self.partitions, "delay_s": self.delay_s}
+
+
+def planned(
+    all_needs: Iterable[TopicNeed],
+    delays: Mapping[str, tuple[float, float]],
+    missing: Iterable[str],
+    partitions: int | None,
+) -> list[Planned]:
+    """Pure: the plan's rows. ``delays`` maps a retry topic to (delay, jitter); a topic as wide as a ``missing``
+    main topic (itself, its retry topics, the DLQ) has an unknown width unless ``partitions`` stands in for it."""
+    absent = set(missing)
+    rows = []
+    for n in all_needs:
+        unknown = partitions is None and (n.source in absent or (n.role == "dlq" and bool(absent)))
+        delay, jitter = delays.get(n.name, (None, 0.0))
+        rows.append(Planned(n, None if unknown else n.partitions, delay, jitter))
+    return rows
+
+
+def plan(retrier: Retrier, partitions: int | None = None) -> tuple[list[Planned], list[str]]:
+    """Every topic kretry needs, and notes. A plan is for before the topics exist, too: a main topic that does not
+    exist yet is planned ``partitions`` wide, or its width is left unknown."""
+    cluster = Cluster(retrier)
+    widths = {t: cluster.width(t) for t in retrier.handlers}
+    missing = [t for t, w in widths.items() if w is None]
+    assumed = {t: (partitions or 1) if w is None else w for t, w in widths.items()}
+    delays = {s.topic: (s.delay, s.handler.policy.jitter) for s in retrier.stages() if s.attempt}
+    sizes = cluster.max_bytes([t for t in widths if t not in missing])
+    how = "? is as wide as it will be (--partitions N plans with N)"
+    if partitions is not None:
+        how = f"planned {partitions} partitions wide (--partitions)"
+    notes = [f"main topic {t} does not exist yet; {how}" for t in missing]
+    return planned(needs(retrier, assumed, sizes), delays, missing, partitions), notes
 
 
 def shared_retry_topics(group_id: str, retry_topics: Iterable[str], groups: Iterable[str]) -> list[str]:

@@ -6,6 +6,7 @@ Every command but ``run`` prints its result on stdout (``--json``: machine-reada
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ from types import FrameType
 from typing import Any
 
 import structlog
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 
 from kretry import __version__, admin, config, dlq, logs
 from kretry.errors import (
@@ -61,6 +62,9 @@ EXIT_CODES = """exit codes:
 
 log = structlog.get_logger("kretry")
 
+LOG_LEVEL_HELP = "kretry's own lines (and librdkafka's); other libraries log WARNING and above unless --log-all"
+LOG_ALL_HELP = "apply --log-level to every library's logger (uvicorn, asyncio, ...), not only kretry's"
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kretry", description="Non-blocking Kafka retries.")
@@ -78,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--connect-timeout", type=float, default=15.0, help="seconds to wait for the cluster at start-up (default 15)"
     )
-    run.add_argument("--log-level", default="INFO")
+    run.add_argument("--log-level", default="INFO", help=f"{LOG_LEVEL_HELP} (default INFO)")
+    run.add_argument("--log-all", action="store_true", help=LOG_ALL_HELP)
     run.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
     run.add_argument("--http-port", type=int, help="serve /metrics, /healthz, /readyz and /v1/dead_set on this port")
     run.add_argument(
@@ -92,8 +97,10 @@ def _parser() -> argparse.ArgumentParser:
 
 OPS_EXIT_CODES = """exit codes:
   0  done (topics check: no problem)
+  1  unexpected error
+  2  bad command-line arguments
   3  APP could not be imported, or is not a kretry.Retrier
-  4  bad configuration or arguments
+  4  bad configuration (settings, handler registration, librdkafka settings)
   5  the Kafka cluster did not answer
   6  topics: a main topic is missing; topics check: problems found (one line each)
   8  dlq replay: some records were refused (each is listed)
@@ -111,7 +118,8 @@ def _common(app: str) -> argparse.ArgumentParser:
         )
     parent.add_argument("--app-dir", default=".", help="put this directory first on sys.path (default: .)")
     parent.add_argument("--json", action="store_true", help="print JSON (one object per line) instead of a table")
-    parent.add_argument("--log-level", default="WARNING")
+    parent.add_argument("--log-level", default="WARNING", help=f"{LOG_LEVEL_HELP} (default WARNING)")
+    parent.add_argument("--log-all", action="store_true", help=LOG_ALL_HELP)
     parent.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
     return parent
 
@@ -132,7 +140,12 @@ def _ops_parsers(sub: Any) -> None:
     topics = sub.add_parser("topics", help="the topics a Retrier needs: plan, create, check").add_subparsers(
         dest="action", required=True
     )
-    _ops_command(topics, "plan", required, "list every topic kretry needs")
+    plan = _ops_command(topics, "plan", required, "list every topic kretry needs, with each retry tier's delay")
+    plan.add_argument(
+        "--partitions",
+        type=_positive,
+        help="plan a main topic that does not exist yet this wide (default: its width shows as ?)",
+    )
     _ops_command(topics, "create", required, "create the missing retry topics, DLQ and replay ledger")
     _ops_command(topics, "check", required, "check partitions, retention and cleanup policy")
 
@@ -186,15 +199,22 @@ def _position(text: str) -> dlq.Position:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The ``kretry`` command; with ``argv`` given, as a call inside another program: stderr is left alone."""
     args = _parser().parse_args(argv)
+    # Only the process's own command reads descriptor 2: a caller's stderr is not ours to take.
+    native = logs.capture_librdkafka() if argv is None else None
     try:
-        logs.configure(args.log_level, args.log_format)
+        logs.configure(args.log_level, args.log_format, everything=args.log_all)
     except ValueError as exc:
         print(f"kretry: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    if args.command == "run":
-        return run(args)
-    return _ops(args)
+    try:
+        return run(args) if args.command == "run" else _ops(args)
+    finally:
+        if native is not None:
+            # The clients left (the worker's admin client, say) are destroyed now, their last lines still captured.
+            gc.collect()
+            native.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -275,7 +295,12 @@ def _ops(args: argparse.Namespace) -> int:
         return _fail(EXIT_TOPOLOGY, f"{what}: topics are not ready", exc)
     except ReplayInProgress as exc:
         return _fail(EXIT_REPLAY_IN_PROGRESS, what, exc)
-    except (BrokerUnavailable, KafkaFatalError, KafkaException) as exc:
+    except (BrokerUnavailable, KafkaFatalError) as exc:
+        return _fail(EXIT_BROKER, f"{what}: Kafka is unavailable", exc)
+    except KafkaException as exc:
+        # A client refusing its settings is the same bad configuration that `kretry run` exits 4 for.
+        if exc.args and isinstance(exc.args[0], KafkaError) and exc.args[0].code() == KafkaError._INVALID_ARG:
+            return _fail(EXIT_CONFIG, "bad configuration", exc)
         return _fail(EXIT_BROKER, f"{what}: Kafka is unavailable", exc)
 
 
@@ -301,29 +326,41 @@ def _topics(args: argparse.Namespace, retrier: Retrier) -> int:
         if not found.problems:
             print("ok: every retry topic, the DLQ and its ledger are as kretry needs them")
         return EXIT_TOPOLOGY if found.problems else EXIT_OK
-    needs = admin.create(retrier) if args.action == "create" else admin.plan(retrier)
+    if args.action == "plan":
+        return _topics_plan(args, retrier)
+    needs = admin.create(retrier)
     if args.json:
         _print_json_lines([n.to_json() for n in needs])
-    elif args.action == "create":
-        for n in needs:
-            print(f"created {n.name} ({n.role}, {n.partitions} partitions, retention {admin.human_ms(n.retention_ms)})")
-        if not needs:
-            print("nothing to create: every topic exists")
-    else:
-        _print_table(
-            ["TOPIC", "ROLE", "PARTITIONS", "RETENTION", "AT LEAST", "CLEANUP"],
-            [
-                (
-                    n.name,
-                    n.role,
-                    n.partitions,
-                    admin.human_ms(n.retention_ms),
-                    admin.human_ms(n.min_retention_ms),
-                    n.cleanup,
-                )
-                for n in needs
-            ],
-        )
+        return EXIT_OK
+    for n in needs:
+        print(f"created {n.name} ({n.role}, {n.partitions} partitions, retention {admin.human_ms(n.retention_ms)})")
+    if not needs:
+        print("nothing to create: every topic exists")
+    return EXIT_OK
+
+
+def _topics_plan(args: argparse.Namespace, retrier: Retrier) -> int:
+    rows, notes = admin.plan(retrier, args.partitions)
+    if args.json:
+        _print_json_lines([r.to_json() for r in rows])
+        return EXIT_OK
+    _print_table(
+        ["TOPIC", "ROLE", "PARTITIONS", "DELAY", "RETENTION", "AT LEAST", "CLEANUP"],
+        [
+            (
+                r.need.name,
+                r.need.role,
+                "?" if r.partitions is None else r.partitions,
+                r.delay,
+                admin.human_ms(r.need.retention_ms),
+                admin.human_ms(r.need.min_retention_ms),
+                r.need.cleanup,
+            )
+            for r in rows
+        ],
+    )
+    for line in notes:
+        print(f"note: {line}")
     return EXIT_OK
 
 
@@ -410,8 +447,14 @@ def _stats(args: argparse.Namespace, retrier: Retrier) -> int:
 
 
 def _fail(code: int, what: str, exc: BaseException) -> int:
-    log.error(what, error=str(exc), exit_code=code)
-    print(f"kretry: {what}: {exc}", file=sys.stderr)
+    """Say once, as a log line (JSON under --log-format json), why kretry exits with ``code``."""
+    error = str(exc)
+    native = logs.librdkafka_error() if code == EXIT_BROKER else None
+    if native and native not in error:
+        # librdkafka says why ("Connection refused", "connecting to a PLAINTEXT broker listener?"); the client's
+        # exception only that it timed out.
+        error = f"{error}; librdkafka: {native}"
+    log.error(what, error=error, exit_code=code)
     return code
 
 

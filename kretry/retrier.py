@@ -29,6 +29,7 @@ F = TypeVar("F", bound=Handler)
 # Retrying in place holds up the partition: beyond this, a record belongs on a retry topic.
 MAX_LOCAL_RETRY_SECONDS = 30.0
 MAX_CONCURRENCY = 1000
+DEFAULT_CONCURRENCY = 10
 
 
 class _Unset:
@@ -101,6 +102,19 @@ def _exception_types(value: Any, *, what: str) -> ExceptionTypes:
     return items
 
 
+def _check_overlap(retry_on: ExceptionTypes, dead_letter_on: ExceptionTypes, *, what: str) -> None:
+    """A ``retry_on`` class that a ``dead_letter_on`` class always catches (itself or a base) is never retried:
+    dead_letter_on is looked at first. The other way round (dead-letter a subclass of a retried class) is a
+    legitimate carve-out."""
+    for r in retry_on:
+        caught = [d for d in dead_letter_on if issubclass(r, d)]
+        if caught:
+            raise ConfigError(
+                f"{what}: retry_on: {r.__name__} is never retried, dead_letter_on {caught[0].__name__} catches it "
+                "first; drop it from one of the two"
+            )
+
+
 class Retrier:
     """Wires each registered topic to its retry topics and the shared DLQ.
 
@@ -156,14 +170,14 @@ class Retrier:
         local_retries: int = 0,
         local_backoff: Duration = "100ms",
         value_deserializer: Deserializer | None = None,
-        concurrency: int = 10,
+        concurrency: int = UNSET,
     ) -> Callable[[F], F]:
         """Register ``func(msg)`` for ``topic``: return means success, an exception means failure.
 
         ``delays`` has one entry per retry tier (``["5s", "1m"]``: two retry topics, then the DLQ), or is
         ``kretry.fixed/linear/exponential(...)``. ``local_retries`` retries in place first, ``local_backoff``
         apart. ``value_deserializer`` makes ``msg.value``; one that raises sends the record to the DLQ.
-        ``concurrency`` bounds how many records of a batch an ``async def`` handler has in flight.
+        ``concurrency`` (default 10) bounds how many records of a batch an ``async def`` handler has in flight.
         """
         what = f"handler {topic!r}"
         validate_topic_name(topic, what="handler")
@@ -186,13 +200,14 @@ class Retrier:
             )
         if value_deserializer is not None and not callable(value_deserializer):
             raise ConfigError(f"{what}: value_deserializer must be callable, got {value_deserializer!r}")
+        dead_on = _exception_types(dead_letter_on, what=f"{what}: dead_letter_on") if dead_letter_on else ()
+        retry_types = None if retry_on is None else _exception_types(retry_on, what=f"{what}: retry_on")
+        _check_overlap(retry_types or (), dead_on, what=what)
         policy = Policy(
             delays=backoff.delays,
             jitter=backoff.jitter,
-            dead_letter_on=_exception_types(dead_letter_on, what=f"handler {topic!r}: dead_letter_on")
-            if dead_letter_on
-            else (),
-            retry_on=None if retry_on is None else _exception_types(retry_on, what=f"handler {topic!r}: retry_on"),
+            dead_letter_on=dead_on,
+            retry_on=retry_types,
             max_age=None if max_age is None else parse_duration(max_age, what=f"handler {topic!r}: max_age"),
             on_exhausted=exhausted,
         )
@@ -209,8 +224,15 @@ class Retrier:
                 local_retries=local,
                 local_backoff=local_pause,
                 value_deserializer=value_deserializer,
-                concurrency=_whole(concurrency, 1, MAX_CONCURRENCY, what=f"{what}: concurrency"),
+                concurrency=DEFAULT_CONCURRENCY
+                if concurrency is UNSET
+                else _whole(concurrency, 1, MAX_CONCURRENCY, what=f"{what}: concurrency"),
             )
+            if concurrency is not UNSET and not spec.is_async:
+                raise ConfigError(
+                    f"{what}: concurrency={concurrency!r} applies to an async def handler only; "
+                    f"{getattr(func, '__name__', func)!r} runs one record at a time"
+                )
             candidate = {**self._handlers, topic: spec}
             check_collisions(
                 {t: s.policy.retries for t, s in candidate.items()},

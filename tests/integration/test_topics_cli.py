@@ -43,15 +43,16 @@ def test_plan_create_check(bootstrap: str, new_topic: NewTopic, tmp_path: Path) 
     code, out, err = kretry(env, "topics", "plan", APP)
     assert code == 0, err
     assert [line.split() for line in out.splitlines()] == [
-        ["TOPIC", "ROLE", "PARTITIONS", "RETENTION", "AT", "LEAST", "CLEANUP"],
-        [topic, "main", "3", "-", "-", "-"],
-        [f"{topic}_retry_1", "retry", "3", "7d", "1d", "delete"],
-        [f"{topic}_retry_2", "retry", "3", "7d", "4d", "delete"],
-        [dlq, "dlq", "3", "14d", "7d", "delete"],
-        [f"{dlq}.replayed", "ledger", "1", "-", "-", "compact"],
+        ["TOPIC", "ROLE", "PARTITIONS", "DELAY", "RETENTION", "AT", "LEAST", "CLEANUP"],
+        [topic, "main", "3", "-", "-", "-", "-"],
+        [f"{topic}_retry_1", "retry", "3", "1m", "7d", "1d", "delete"],
+        [f"{topic}_retry_2", "retry", "3", "2d", "7d", "4d", "delete"],
+        [dlq, "dlq", "3", "-", "14d", "7d", "delete"],
+        [f"{dlq}.replayed", "ledger", "1", "-", "-", "-", "compact"],
     ]
     code, out, _ = kretry(env, "topics", "plan", APP, "--json")
     assert json.loads(out.splitlines()[2])["min_retention_ms"] == 4 * 86_400_000
+    assert json.loads(out.splitlines()[2])["delay_s"] == 2 * 86_400
 
     code, out, _ = kretry(env, "topics", "check", APP)
     assert code == 6
@@ -97,9 +98,32 @@ def test_check_passes_after_create_and_missing_main_topic_fails(
     assert (code, out) == (0, "ok: every retry topic, the DLQ and its ledger are as kretry needs them\n")
 
     absent = unique("absent")
-    code, out, err = kretry(app_env(bootstrap, [absent], tmp_path / "l"), "topics", "plan", APP)
+    code, out, err = kretry(app_env(bootstrap, [absent], tmp_path / "l"), "topics", "create", APP)
     assert code == 6
     assert f"main topic {absent} does not exist" in err
+
+
+def test_plan_works_before_the_main_topics_exist(bootstrap: str, new_topic: NewTopic, tmp_path: Path) -> None:
+    there, absent = new_topic("there", partitions=2), unique("absent")
+    env = app_env(bootstrap, [there, absent], tmp_path / "l", delays="5s")
+    dlq = env["APP_DLQ"]
+    code, out, err = kretry(env, "topics", "plan", APP)
+    assert code == 0, err
+    assert [line.split() for line in out.splitlines()] == [
+        ["TOPIC", "ROLE", "PARTITIONS", "DELAY", "RETENTION", "AT", "LEAST", "CLEANUP"],
+        [there, "main", "2", "-", "-", "-", "-"],
+        [f"{there}_retry_1", "retry", "2", "5s", "7d", "1d", "delete"],
+        [absent, "main", "?", "-", "-", "-", "-"],
+        [f"{absent}_retry_1", "retry", "?", "5s", "7d", "1d", "delete"],
+        [dlq, "dlq", "?", "-", "14d", "7d", "delete"],
+        [f"{dlq}.replayed", "ledger", "1", "-", "-", "-", "compact"],
+        f"note: main topic {absent} does not exist yet; ? is as wide as it will be (--partitions N plans with "
+        "N)".split(),
+    ]
+    code, out, err = kretry(env, "topics", "plan", APP, "--partitions", "6", "--json")
+    assert code == 0, err
+    widths = {row["name"]: row["partitions"] for row in map(json.loads, out.splitlines())}
+    assert widths == {there: 2, absent: 6, f"{there}_retry_1": 2, f"{absent}_retry_1": 6, dlq: 6, f"{dlq}.replayed": 1}
 
 
 def test_stats_shows_lag_age_and_dlq_depth(bootstrap: str, new_topic: NewTopic, tmp_path: Path) -> None:
