@@ -13,6 +13,7 @@ through unchanged, and the last error is kept for the message kretry exits with.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import re
@@ -116,26 +117,34 @@ class Librdkafka:
         threading.Thread(target=self._read, name="kretry-librdkafka-log", daemon=True).start()
 
     def _read(self) -> None:
+        # Nothing may end this loop: a full pipe would block every librdkafka thread that logs, and so the worker.
         for raw in self._pipe:
-            line = raw.decode("utf-8", errors="replace").rstrip("\n")
-            if line == _MARK:
-                with self._synced:
-                    self._seen_marks += 1
-                    self._synced.notify_all()
-                continue
-            native = parse_native(line)
-            if native is None:
-                self.stderr.write(line + "\n")
-                continue
-            level, facility, client, message = native
-            if level in ("critical", "error"):
-                self._errors.append(message)
-            held = self._repeats.admit(f"{facility}|{_VARYING.sub('', message)}", time.monotonic())
-            if held is not None:
-                extra = {"held_back": held} if held else {}
-                # Looked up per line: configure() comes after the capture, and may come again.
-                log = structlog.get_logger("kretry")
-                getattr(log, level)(message, logger=LIBRDKAFKA, facility=facility, client=client, **extra)
+            try:
+                self._line(raw)
+            except Exception:  # a line we could not log is still shown, as it came
+                with contextlib.suppress(Exception):
+                    self.stderr.write(raw.decode("utf-8", errors="replace"))
+
+    def _line(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", errors="replace").rstrip("\n")
+        if line == _MARK:
+            with self._synced:
+                self._seen_marks += 1
+                self._synced.notify_all()
+            return
+        native = parse_native(line)
+        if native is None:
+            self.stderr.write(line + "\n")
+            return
+        level, facility, client, message = native
+        if level in ("critical", "error"):
+            self._errors.append(message)
+        held = self._repeats.admit(f"{facility}|{_VARYING.sub('', message)}", time.monotonic())
+        if held is not None:
+            extra = {"held_back": held} if held else {}
+            # Looked up per line: configure() comes after the capture, and may come again.
+            log = structlog.get_logger("kretry")
+            getattr(log, level)(message, logger=LIBRDKAFKA, facility=facility, client=client, **extra)
 
     def sync(self, timeout: float = 1.0) -> None:
         """Wait until every line written to descriptor 2 so far has been read."""

@@ -16,6 +16,7 @@ from typing import Any
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
+from kretry import callbacks
 from kretry import headers as hdr
 from kretry.dispatch import Dispatcher
 from kretry.forward import Forwarder, Outgoing
@@ -110,8 +111,9 @@ class Stage:
     # -- the loop -------------------------------------------------------------------------------------------
 
     def run(self) -> None:
-        self.consumer = Consumer({**self._consumer_conf, "error_cb": self._on_kafka_error})
-        producer = Producer({**self._producer_conf, "error_cb": self._on_kafka_error})
+        # The stage's error_cb decides what is fatal; a user's own error_cb is called after it.
+        self.consumer = Consumer(callbacks.with_error_cb(self._consumer_conf, self._on_kafka_error))
+        producer = Producer(callbacks.with_error_cb(self._producer_conf, self._on_kafka_error))
         self.forwarder = Forwarder(producer, self._instead, self._on_forward_error, self._partitions)
         self.consumer.subscribe(
             [self.spec.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
