@@ -14,14 +14,14 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import Any
 
 import structlog
 from confluent_kafka import KafkaError, KafkaException
 
-from kretry import __version__, admin, config, dlq, logs
+from kretry import __version__, admin, config, dlq, logs, topology
 from kretry.errors import (
     AppImportError,
     BrokerUnavailable,
@@ -103,8 +103,8 @@ OPS_EXIT_CODES = """exit codes:
   4  bad configuration (settings, handler registration, librdkafka settings)
   5  the Kafka cluster did not answer
   6  topics: a main topic is missing; topics check: problems found (one line each)
-  8  dlq replay: some records were refused (each is listed)
-  9  dlq replay: another replay of the same DLQ took over; this one put nothing back"""
+  8  dlq replay/discard: some records were refused (each is listed)
+  9  dlq replay/discard: another replay or discard of the same DLQ took over; this one changed nothing"""
 
 
 def _common(app: str) -> argparse.ArgumentParser:
@@ -149,36 +149,72 @@ def _ops_parsers(sub: Any) -> None:
     _ops_command(topics, "create", required, "create the missing retry topics, DLQ and replay ledger")
     _ops_command(topics, "check", required, "check partitions, retention and cleanup policy")
 
-    dlq_cmd = sub.add_parser("dlq", help="peek into, replay and summarise the DLQ").add_subparsers(
+    _dlq_parsers(sub, optional)
+    _ops_command(sub, "stats", required, "lag and oldest waiting record per stage; DLQ depth")
+
+
+GROUP_HELP = "only records this group's retry path dead-lettered (kretry-group): services may share a DLQ"
+WHEN_HELP = "ISO-8601 (UTC unless it says), or a duration meaning that long ago: 30m, 2h, 1d"
+NO_DLQ = (
+    "no DLQ named: pass APP, set KRETRY_DLQ_TOPIC or give --dlq-topic NAME "
+    f"(kretry will not guess {topology.DEFAULT_DLQ_TOPIC!r}: on a shared cluster it may be another service's)"
+)
+
+
+def _dlq_parsers(sub: Any, optional: argparse.ArgumentParser) -> None:
+    """``kretry dlq peek | summary | replay | discard``: each takes the same filters, so that what peek showed is
+    what replay or discard acts on."""
+    which = argparse.ArgumentParser(add_help=False, parents=[optional])
+    which.add_argument("--dlq-topic", metavar="NAME", help="the DLQ (default: APP's, else KRETRY_DLQ_TOPIC)")
+    which.add_argument("--origin-topic", help="only records that failed on this topic")
+    which.add_argument("--error", help="only records whose kretry-error contains this text (any case)")
+    which.add_argument("--key", help="only records with this key (as UTF-8 text)")
+    which.add_argument("--since", type=_when, metavar="WHEN", help=f"only records dead-lettered since: {WHEN_HELP}")
+    which.add_argument("--until", type=_when, metavar="WHEN", help="only records dead-lettered before WHEN")
+    which.add_argument("--group", help=GROUP_HELP)
+    dlq_cmd = sub.add_parser("dlq", help="peek into, summarise, replay and discard the DLQ").add_subparsers(
         dest="action", required=True
     )
-    peek = _ops_command(dlq_cmd, "peek", optional, "show DLQ records not yet replayed (read-only)")
+    peek = _ops_command(dlq_cmd, "peek", which, "show the oldest DLQ records, pending by default (read-only)")
     peek.add_argument("--count", type=_positive, default=10, help="how many records (default 10)")
-    peek.add_argument("--origin-topic", help="only records that failed on this topic")
-    peek.add_argument("--error", help="only records whose kretry-error contains this text (any case)")
-    peek.add_argument("--all", action="store_true", help="include records already replayed")
-    peek.add_argument("--group", help=GROUP_HELP)
-    replay = _ops_command(dlq_cmd, "replay", optional, "put DLQ records back on their origin topic")
-    which = replay.add_mutually_exclusive_group(required=True)
-    which.add_argument("--count", type=_positive, help="the oldest N records not yet replayed")
-    which.add_argument(
-        "--offset", action="append", type=_position, metavar="PARTITION:OFFSET", help="this DLQ record (repeatable)"
-    )
-    replay.add_argument("--origin-topic", help="only records that failed on this topic")
-    replay.add_argument("--group", help=GROUP_HELP)
-    replay.add_argument("--dry-run", action="store_true", help="show what would be replayed; produce nothing")
+    _state_option(peek)
+    peek.add_argument("--all", action="store_const", dest="state", const=dlq.ALL, help="the same as --state all")
+    summary = _ops_command(dlq_cmd, "summary", which, "counts by group, origin topic, error type and message")
+    _state_option(summary)
+    replay = _ops_command(dlq_cmd, "replay", which, "put DLQ records back on their origin topic")
+    _selection(replay, "replay", "show what would be replayed; produce nothing")
     replay.add_argument(
         "--max-replays",
         type=int,
         default=dlq.DEFAULT_MAX_REPLAYS,
         help=f"refuse records replayed this many times already (default {dlq.DEFAULT_MAX_REPLAYS})",
     )
-    summary = _ops_command(dlq_cmd, "summary", optional, "counts by group, origin topic and error type")
-    summary.add_argument("--group", help=GROUP_HELP)
-    _ops_command(sub, "stats", required, "lag and oldest waiting record per stage; DLQ depth")
+    discard = _ops_command(
+        dlq_cmd, "discard", which, "mark DLQ records that will never be fixed as resolved: never replayed"
+    )
+    _selection(discard, "discard", "show what would be discarded; mark nothing")
 
 
-GROUP_HELP = "only records this group's retry path dead-lettered (kretry-group): services may share a DLQ"
+def _state_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--state", choices=dlq.STATES, default=dlq.PENDING, help="records in this state only (default pending)"
+    )
+
+
+def _selection(parser: argparse.ArgumentParser, verb: str, dry_run_help: str) -> None:
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--count", type=_positive, help=f"{verb} the oldest N pending records the filters match")
+    which.add_argument(
+        "--offset", action="append", type=_position, metavar="PARTITION:OFFSET", help="this DLQ record (repeatable)"
+    )
+    parser.add_argument("--dry-run", action="store_true", help=dry_run_help)
+
+
+def _when(text: str) -> int:
+    try:
+        return dlq.parse_when(text, int(time.time() * 1000))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive(text: str) -> int:
@@ -282,9 +318,8 @@ def _ops(args: argparse.Namespace) -> int:
         if args.command == "topics":
             assert retrier is not None
             return _topics(args, retrier)
-        settings = retrier.settings if retrier is not None else config.load({})
         if args.command == "dlq":
-            return _dlq(args, settings)
+            return _dlq(args, retrier)
         assert retrier is not None
         return _stats(args, retrier)
     except AppImportError as exc:
@@ -364,24 +399,42 @@ def _topics_plan(args: argparse.Namespace, retrier: Retrier) -> int:
     return EXIT_OK
 
 
-def _dlq(args: argparse.Namespace, settings: config.Settings) -> int:
+def _dlq(args: argparse.Namespace, retrier: Retrier | None) -> int:
     action: Callable[[argparse.Namespace, config.Settings], int] = {
         "peek": _dlq_peek,
-        "replay": _dlq_replay,
         "summary": _dlq_summary,
+        "replay": _dlq_replay,
+        "discard": _dlq_discard,
     }[args.action]
-    return action(args, settings)
+    return action(args, _dlq_settings(args, retrier, os.environ))
+
+
+def _dlq_settings(args: argparse.Namespace, retrier: Retrier | None, environ: Mapping[str, str]) -> config.Settings:
+    """APP's settings, else KRETRY_*'s; the DLQ from --dlq-topic, else APP, else KRETRY_DLQ_TOPIC, never a guess:
+    a replay of the default DLQ on a shared cluster would put another service's records back."""
+    if retrier is None and args.dlq_topic is None and f"{config.ENV_PREFIX}DLQ_TOPIC" not in environ:
+        raise ConfigError(NO_DLQ)
+    settings = retrier.settings if retrier is not None else config.load({}, environ)
+    if args.dlq_topic is not None:
+        topology.validate_topic_name(args.dlq_topic, what="--dlq-topic")
+        settings = settings.model_copy(update={"dlq_topic": args.dlq_topic})
+    return settings
+
+
+def _dlq_only(args: argparse.Namespace) -> dlq.Only:
+    """The filters as dlq's functions take them."""
+    return dlq.Only(
+        origin_topic=args.origin_topic,
+        error=args.error,
+        key=args.key,
+        since=args.since,
+        until=args.until,
+        group=args.group,
+    )
 
 
 def _dlq_peek(args: argparse.Namespace, settings: config.Settings) -> int:
-    records = dlq.peek(
-        settings,
-        args.count,
-        origin_topic=args.origin_topic,
-        error=args.error,
-        include_replayed=args.all,
-        group=args.group,
-    )
+    records = dlq.peek(settings, args.count, state=args.state, **_dlq_only(args))
     if args.json:
         _print_json_lines([r.to_json() for r in records])
         return EXIT_OK
@@ -389,8 +442,10 @@ def _dlq_peek(args: argparse.Namespace, settings: config.Settings) -> int:
     for r in records:
         j = r.to_json()
         origin = f"{r.origin_topic}[{r.state.origin_partition}]@{r.state.origin_offset}"
-        rows.append((j["dlq"], j["key"], j["group"], origin, r.state.attempt, r.replays, j["time"], r.state.error))
-    _print_table(["DLQ", "KEY", "GROUP", "ORIGIN", "ATTEMPT", "REPLAYS", "TIME", "ERROR"], rows)
+        rows.append(
+            (j["dlq"], j["key"], j["group"], origin, r.state.attempt, r.replays, j["time"], r.status, r.state.error)
+        )
+    _print_table(["DLQ", "KEY", "GROUP", "ORIGIN", "ATTEMPT", "REPLAYS", "TIME", "STATE", "ERROR"], rows)
     return EXIT_OK
 
 
@@ -399,34 +454,60 @@ def _dlq_replay(args: argparse.Namespace, settings: config.Settings) -> int:
         settings,
         count=args.count,
         offsets=args.offset or (),
-        origin_topic=args.origin_topic,
         max_replays=args.max_replays,
         dry_run=args.dry_run,
-        group=args.group,
+        **_dlq_only(args),
     )
+    verb = "would replay" if report.dry_run else "replayed"
+    return _dlq_report(
+        args, report, [f"{verb} {_at(o)} -> {o.origin_topic} (kretry-replays={o.replays})" for o in report.done], verb
+    )
+
+
+def _dlq_discard(args: argparse.Namespace, settings: config.Settings) -> int:
+    report = dlq.discard(settings, count=args.count, offsets=args.offset or (), dry_run=args.dry_run, **_dlq_only(args))
+    verb = "would discard" if report.dry_run else "discarded"
+    return _dlq_report(args, report, [f"{verb} {_at(o)} ({o.origin_topic})" for o in report.done], verb)
+
+
+def _at(outcome: dlq.Outcome) -> str:
+    return dlq.format_position(outcome.position)
+
+
+def _dlq_report(args: argparse.Namespace, report: dlq.Report, done: list[str], verb: str) -> int:
     if args.json:
         print(json.dumps(report.to_json()))
     else:
-        verb = "would replay" if report.dry_run else "replayed"
-        for o in report.replayed:
-            print(f"{verb} {dlq.format_position(o.position)} -> {o.origin_topic} (kretry-replays={o.replays})")
+        for line in done:
+            print(line)
         for o in report.refused:
-            print(f"refused {dlq.format_position(o.position)}: {o.refused}")
-        print(f"{verb} {len(report.replayed)}, refused {len(report.refused)}")
+            print(f"refused {_at(o)}: {o.refused}")
+        print(f"{verb} {len(report.done)}, refused {len(report.refused)}")
     return EXIT_REFUSED if report.refused else EXIT_OK
 
 
 def _dlq_summary(args: argparse.Namespace, settings: config.Settings) -> int:
-    result = dlq.summary(settings, group=args.group)
+    only = _dlq_only(args)
+    result = dlq.summary(settings, state=args.state, **only)
     if args.json:
         print(json.dumps({"dlq": settings.dlq_topic, "group": args.group, **result.to_json()}))
         return EXIT_OK
     out = result.to_json()
     oldest, newest = out["oldest"] or "-", out["newest"] or "-"
     which = settings.dlq_topic if args.group is None else f"{settings.dlq_topic}, group {args.group}"
-    print(f"DLQ {which}: {result.total} records, oldest {oldest}, newest {newest}")
+    states = ", ".join(f"{n} {state}" for state, n in result.by_state.items())
+    print(f"DLQ {which}: {result.total} records, oldest {oldest}, newest {newest} ({args.state}; of {states})")
     _print_table(["GROUP", "ORIGIN TOPIC", "ERROR", "COUNT"], [(*key, n) for key, n in sorted(result.by_error.items())])
+    print()
+    _print_table(
+        ["ERROR", "MESSAGE", "COUNT", "TOPICS", "GROUPS"],
+        [(e, m or "-", n.count, _counts(n.by_topic), _counts(n.by_group)) for e, m, n in result.messages()],
+    )
     return EXIT_OK
+
+
+def _counts(counter: Mapping[str, int]) -> str:
+    return ",".join(f"{name}={n}" for name, n in sorted(counter.items(), key=lambda x: (-x[1], x[0])))
 
 
 def _stats(args: argparse.Namespace, retrier: Retrier) -> int:

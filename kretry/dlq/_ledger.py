@@ -1,4 +1,4 @@
-"""The replay ledger ``<dlq>.replayed``: which DLQ records were replayed. Read it, create it, write to it."""
+"""The ledger ``<dlq>.replayed``: which DLQ records were replayed or discarded. Read it, create it, write to it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from kretry.dlq._reader import Reader
-from kretry.dlq._records import DeadRecord, LedgerEntry, format_position, ledger_topic
+from kretry.dlq._records import REPLAYED, DeadRecord, LedgerEntry, format_position, ledger_topic
 from kretry.errors import TopologyError
 
 
@@ -27,8 +27,15 @@ def read_ledger(dlq: Reader) -> dict[str, LedgerEntry]:
                 continue
             try:
                 v = json.loads(msg.value())
-                entries[key] = LedgerEntry(int(v["ts"]), str(v["topic"]), int(v["replays"]), int(v["at"]))
-            except (ValueError, KeyError, TypeError):
+                topic = v["topic"]
+                entries[key] = LedgerEntry(
+                    int(v["ts"]),
+                    None if topic is None else str(topic),
+                    int(v["replays"]),
+                    int(v["at"]),
+                    str(v.get("action", REPLAYED)),
+                )
+            except (ValueError, KeyError, TypeError, AttributeError):
                 continue  # not ours; an unreadable entry marks nothing
     return entries
 
@@ -46,7 +53,8 @@ def ensure_ledger(admin: AdminClient, dlq_topic: str) -> None:
             raise TopologyError(f"creating the replay ledger {name!r} failed: {exc.args[0].str()}") from None
 
 
-def ledger_entry(record: DeadRecord, now_ms: int) -> tuple[bytes, bytes]:
-    """The ledger's key and value that mark ``record`` replayed (once more) at ``now_ms``."""
-    value = {"ts": record.timestamp, "topic": record.origin_topic, "replays": record.replays + 1, "at": now_ms}
+def ledger_entry(record: DeadRecord, now_ms: int, action: str = REPLAYED) -> tuple[bytes, bytes]:
+    """The ledger's key and value that mark ``record`` replayed (once more) or discarded at ``now_ms``."""
+    replays = record.replays + 1 if action == REPLAYED else record.replays
+    value = {"ts": record.timestamp, "topic": record.origin_topic, "replays": replays, "at": now_ms, "action": action}
     return format_position(record.position).encode(), json.dumps(value).encode()

@@ -1,4 +1,4 @@
-"""Pure: what a DLQ record is, where it sits, and whether it may be replayed. No I/O."""
+"""Pure: what a DLQ record is, where it sits, its state, and whether it may be replayed or discarded. No I/O."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ DEFAULT_MAX_REPLAYS = 3
 LEDGER_SUFFIX = ".replayed"
 
 Position = tuple[int, int]  # (partition, offset) of a DLQ record
+# A DLQ record's state: pending until the ledger marks it replayed or discarded.
+PENDING, REPLAYED, DISCARDED, ALL = "pending", "replayed", "discarded", "all"
+STATES = (PENDING, REPLAYED, DISCARDED, ALL)
 # How a stub written before the kretry-stub header existed ends its kretry-error.
 _OLD_STUB_ERROR = re.compile(r"\d+-byte value and the producer's headers dropped$")
 
@@ -45,6 +48,25 @@ def error_type(error: str | None) -> str:
     return error.split(":", 1)[0].strip() or "(none)"
 
 
+def error_kind(record: DeadRecord) -> str:
+    """The qualified exception class (``kretry-error-class``) when the record has one, else ``error_type``."""
+    return record.state.error_class or error_type(record.state.error)
+
+
+MESSAGE_MAX = 80
+_DIGITS = re.compile(r"\d+")
+_SPACES = re.compile(r"\s+")
+
+
+def error_message(record: DeadRecord) -> str:
+    """The text of ``kretry-error`` after its type, with every run of digits as ``#`` (ids, counts, status codes
+    and ports would otherwise make each record its own group) and cut to MESSAGE_MAX characters."""
+    error = record.state.error or ""
+    _, sep, rest = error.partition(":")
+    message = _SPACES.sub(" ", _DIGITS.sub("#", rest if sep else "")).strip()
+    return message if len(message) <= MESSAGE_MAX else message[: MESSAGE_MAX - 3] + "..."
+
+
 def text(raw: bytes | None) -> str | None:
     return None if raw is None else raw.decode("utf-8", errors="backslashreplace")
 
@@ -65,6 +87,8 @@ class DeadRecord:
     headers: hdr.Headers  # the producer's, as they came
     state: hdr.State  # kretry's
     stub: str | None = None  # the kretry-stub header: what a stub left out of the record it stands for
+    status: str = PENDING  # PENDING, REPLAYED or DISCARDED, per the ledger (shown as "state")
+    status_at: int | None = None  # when the ledger marked it so (epoch ms)
 
     @property
     def left_out(self) -> str | None:
@@ -103,19 +127,9 @@ class DeadRecord:
             "stub": self.left_out,
             "timestamp": self.timestamp,
             "time": iso(self.timestamp),
+            "state": self.status,
+            "state_at": iso(self.status_at),
         }
-
-
-def matches(
-    record: DeadRecord, origin_topic: str | None = None, error: str | None = None, group: str | None = None
-) -> bool:
-    """``origin_topic`` and ``group`` (kretry-group) exactly, ``error`` as a case-insensitive substring of
-    kretry-error."""
-    if origin_topic is not None and record.origin_topic != origin_topic:
-        return False
-    if group is not None and record.state.group != group:
-        return False
-    return error is None or error.lower() in (record.state.error or "").lower()
 
 
 def oldest_first(records: Iterable[DeadRecord], count: int) -> list[DeadRecord]:
@@ -125,14 +139,31 @@ def oldest_first(records: Iterable[DeadRecord], count: int) -> list[DeadRecord]:
 @dataclass(frozen=True)
 class LedgerEntry:
     timestamp: int
-    topic: str
+    topic: str | None
     replays: int
     at: int
+    action: str = REPLAYED  # an entry written before discard existed has none: it marks a replay
 
 
-def is_replayed(record: DeadRecord, ledger: Mapping[str, LedgerEntry]) -> LedgerEntry | None:
+def marked(record: DeadRecord, ledger: Mapping[str, LedgerEntry]) -> LedgerEntry | None:
+    """The ledger's entry for this very record (replayed or discarded), or None: it is pending."""
     entry = ledger.get(format_position(record.position))
     return entry if entry is not None and entry.timestamp == record.timestamp else None
+
+
+def status_of(record: DeadRecord, ledger: Mapping[str, LedgerEntry]) -> str:
+    entry = marked(record, ledger)
+    return PENDING if entry is None else entry.action
+
+
+def discard_refusal(record: DeadRecord, ledger: Mapping[str, LedgerEntry]) -> str | None:
+    """Why ``record`` may not be discarded (the ledger marks it already), or None."""
+    entry = marked(record, ledger)
+    if entry is None:
+        return None
+    if entry.action == REPLAYED:
+        return f"already replayed to {entry.topic} at {iso(entry.at)}"
+    return f"already {entry.action} at {iso(entry.at)}"
 
 
 def refusal(
@@ -145,9 +176,11 @@ def refusal(
 ) -> str | None:
     """Why ``record`` may not be replayed, or None. ``topics``: the cluster's topics and their widths;
     ``dlq_topic``: the DLQ it was read from."""
-    done = is_replayed(record, ledger)
+    done = marked(record, ledger)
+    if done is not None and done.action == DISCARDED:
+        return f"discarded at {iso(done.at)}: a discarded record is never replayed"
     if done is not None:
-        return f"already replayed to {done.topic} at {iso(done.at)}"
+        return discard_refusal(record, ledger)
     if record.origin_topic is None:
         return "no kretry-origin-topic header"
     if dlq_topic is not None and record.origin_topic == dlq_topic:

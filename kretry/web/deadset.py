@@ -1,13 +1,18 @@
 """GET /v1/dead_set and POST /v1/dead_set/replay: parse the request (pure), call kretry.dlq off the event loop.
 
-GET  /v1/dead_set?count=N&topic=T&group=G  the oldest N DLQ records not yet replayed (optionally of origin topic T)
-POST /v1/dead_set/replay                   {"count": N, "topic": T} or {"offsets": ["p:o", ...]}; optional
-                                           "group", "max_replays" and "dry_run"
+GET  /v1/dead_set?count=N&state=S&FILTERS  the oldest N DLQ records in state S (pending, replayed, discarded,
+                                           all; default pending), each with its state
+POST /v1/dead_set/replay                   {"count": N, FILTERS} or {"offsets": ["p:o", ...], FILTERS}; optional
+                                           "max_replays" and "dry_run"
+
+FILTERS, the same as the CLI's: ``topic`` (origin topic), ``error`` (substring of kretry-error, any case), ``key``,
+``since`` and ``until`` (ISO-8601, or a duration meaning that long ago: "2h"), ``group``.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs
@@ -25,7 +30,10 @@ from kretry.web.responses import JSONAnswer
 MAX_BODY = 64 * 1024
 MAX_COUNT = 1000
 DEFAULT_COUNT = 10
-_REPLAY_FIELDS = frozenset({"count", "topic", "offsets", "group", "max_replays", "dry_run"})
+# The filters besides "topic" (the origin topic, passed always), named as dlq's keyword arguments are.
+_FILTERS = ("error", "key", "since", "until", "group")
+_PEEK_PARAMS = frozenset({"count", "state", "topic", *_FILTERS})
+_REPLAY_FIELDS = frozenset({"count", "offsets", "max_replays", "dry_run", "topic", *_FILTERS})
 
 
 class BadRequest(Exception):
@@ -50,27 +58,51 @@ def _count(raw: Any, default: int | None) -> int | None:
     return value
 
 
-def _with_group(args: dict[str, Any], group: Any) -> dict[str, Any]:
-    # Only a request that names a group passes group=: kretry.dlq without that keyword still serves the others.
-    if group is None:
-        return args
-    if not isinstance(group, str) or not group.strip():
-        raise BadRequest('"group" must be a non-empty string')
-    return {**args, "group": group}
+def _filters(given: Mapping[str, Any], now_ms: int | None) -> dict[str, Any]:
+    """The filters a request names, as dlq's keyword arguments. Only those it names are passed: kretry.dlq without
+    such a keyword still serves the others."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    out: dict[str, Any] = {}
+    for name in _FILTERS:
+        value = given.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or not value.strip():
+            raise BadRequest(f'"{name}" must be a non-empty string')
+        if name in ("since", "until"):
+            try:
+                out[name] = dlq.parse_when(value, now)
+            except ValueError as exc:
+                raise BadRequest(str(exc)) from None
+        else:
+            out[name] = value
+    return out
 
 
-def peek_args(query: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-    """Pure: the keyword arguments of dlq.peek for a GET /v1/dead_set query (``parse_qs`` form, last value wins)."""
-    unknown = sorted(set(query) - {"count", "topic", "group"})
+def _topic(raw: Any) -> str | None:
+    if raw is not None and not isinstance(raw, str):
+        raise BadRequest('"topic" must be a string')
+    return raw
+
+
+def peek_args(query: Mapping[str, Sequence[str]], now_ms: int | None = None) -> dict[str, Any]:
+    """Pure given ``now_ms``: the keyword arguments of dlq.peek for a GET /v1/dead_set query (``parse_qs`` form,
+    last value wins)."""
+    unknown = sorted(set(query) - _PEEK_PARAMS)
     if unknown:
         raise BadRequest(f"unknown parameter {', '.join(unknown)}")
     last = {name: values[-1] for name, values in query.items() if values}
     args = {"count": _count(last.get("count"), DEFAULT_COUNT), "origin_topic": last.get("topic")}
-    return _with_group(args, last.get("group"))
+    state = last.get("state")
+    if state is not None:
+        if state not in dlq.STATES:
+            raise BadRequest(f"state must be one of {', '.join(dlq.STATES)}, got {state!r}")
+        args["state"] = state
+    return {**args, **_filters(last, now_ms)}
 
 
-def replay_args(body: Any) -> dict[str, Any]:
-    """Pure: the keyword arguments of dlq.replay for a POST /v1/dead_set/replay body."""
+def replay_args(body: Any, now_ms: int | None = None) -> dict[str, Any]:
+    """Pure given ``now_ms``: the keyword arguments of dlq.replay for a POST /v1/dead_set/replay body."""
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")
     unknown = sorted(set(body) - _REPLAY_FIELDS)
@@ -88,10 +120,7 @@ def replay_args(body: Any) -> dict[str, Any]:
             args["offsets"] = [dlq.parse_position(o) for o in offsets]
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
-    topic = body.get("topic")
-    if topic is not None and not isinstance(topic, str):
-        raise BadRequest('"topic" must be a string')
-    args["origin_topic"] = topic
+    args["origin_topic"] = _topic(body.get("topic"))
     max_replays = body.get("max_replays", dlq.DEFAULT_MAX_REPLAYS)
     if isinstance(max_replays, bool) or not isinstance(max_replays, int) or max_replays < 0:
         raise BadRequest('"max_replays" must be a non-negative integer')
@@ -100,7 +129,7 @@ def replay_args(body: Any) -> dict[str, Any]:
     if not isinstance(dry_run, bool):
         raise BadRequest('"dry_run" must be true or false')
     args["dry_run"] = dry_run
-    return _with_group(args, body.get("group"))
+    return {**args, **_filters(body, now_ms)}
 
 
 def declared_length(header: str | None, limit: int = MAX_BODY) -> int | None:

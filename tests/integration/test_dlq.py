@@ -125,7 +125,7 @@ def test_peek_shows_and_filters_and_commits_nothing(bootstrap: str, new_topic: N
     code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "peek")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["DLQ", "KEY", "GROUP", "ORIGIN", "ATTEMPT", "REPLAYS", "TIME", "ERROR"]
+    assert lines[0].split() == ["DLQ", "KEY", "GROUP", "ORIGIN", "ATTEMPT", "REPLAYS", "TIME", "STATE", "ERROR"]
     assert any(line.startswith("1:0") and f"{payments}[0]@7" in line and "ValueError" in line for line in lines)
     # Read-only: the replay cursor is untouched.
     assert committed(bootstrap, dlq.replay_group(dlq_topic), dlq_topic, 2) == [-1001, -1001]
@@ -407,7 +407,7 @@ def test_the_dlq_tools_filter_by_group(bootstrap: str, new_topic: NewTopic) -> N
     assert [(r["key"], r["group"]) for r in json_lines(out)] == [("b1", "svcB")]
     code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "peek", "--group", "svcA")
     lines = out.splitlines()
-    assert lines[0].split() == ["DLQ", "KEY", "GROUP", "ORIGIN", "ATTEMPT", "REPLAYS", "TIME", "ERROR"]
+    assert lines[0].split() == ["DLQ", "KEY", "GROUP", "ORIGIN", "ATTEMPT", "REPLAYS", "TIME", "STATE", "ERROR"]
     assert [line.split()[:3] for line in lines[1:]] == [["0:0", "a0", "svcA"], ["0:2", "a2", "svcA"]]
 
     code, out, _ = kretry(bootstrap, dlq_topic, "dlq", "summary", "--json")

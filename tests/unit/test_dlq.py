@@ -74,10 +74,13 @@ def test_summarize_counts_by_topic_and_error_type() -> None:
     }
     assert (summary.oldest, summary.newest) == (100, 400)
     assert dlq.summarize([]).to_json() == {
+        "state": "all",
         "total": 0,
+        "by_state": {"pending": 0, "replayed": 0, "discarded": 0},
         "by_topic": {},
         "by_group": {},
         "by_error": [],
+        "by_message": [],
         "oldest": None,
         "newest": None,
     }
@@ -158,6 +161,7 @@ def test_a_replay_overtaken_by_another_exits_9(
         raise ReplayInProgress("another replay of dead took over; this one put nothing back")
 
     monkeypatch.setattr(dlq, "replay", overtaken)
+    monkeypatch.setenv("KRETRY_DLQ_TOPIC", "dead")
     assert cli.main(["dlq", "replay", "--count", "1"]) == cli.EXIT_REPLAY_IN_PROGRESS == 9
     assert "another replay of dead took over" in capsys.readouterr().err
 

@@ -86,8 +86,8 @@ def test_peek_args() -> None:
     assert peek_args({}) == {"count": 10, "origin_topic": None}
     assert peek_args({"count": ["5", "7"], "topic": ["orders"]}) == {"count": 7, "origin_topic": "orders"}
     assert peek_args({"group": ["svc"]}) == {"count": 10, "origin_topic": None, "group": "svc"}
-    with pytest.raises(BadRequest, match="unknown parameter error"):
-        peek_args({"error": ["x"]})
+    with pytest.raises(BadRequest, match="unknown parameter bogus"):
+        peek_args({"bogus": ["x"]})
     with pytest.raises(BadRequest, match="count must be between 1 and 1000, got 0"):
         peek_args({"count": ["0"]})
 
