@@ -176,6 +176,14 @@ def running(retrier: Retrier) -> Iterator[Running]:
         raise handle.errors[0]
 
 
+def handled_rate(retrier: Retrier, clock: Clock, count: int) -> float:
+    """Run the retrier until its handlers ticked ``clock`` ``count`` times: records / (first tick -> last)."""
+    with running(retrier) as worker:
+        worker.wait(lambda: clock.count >= count, timeout=120, what="every record handled")
+    assert clock.first is not None
+    return count / (clock.last - clock.first)
+
+
 class Clock:
     """First and last time (time.time()) something happened, and how many times; safe across threads."""
 

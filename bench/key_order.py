@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from bench.common import PARTITIONS, Clock, create_topics, delete_topics, median, produce, running, unique
+from bench.common import PARTITIONS, Clock, create_topics, delete_topics, handled_rate, median, produce, unique
 from kretry import Message, Retrier
 from kretry.retrier import Ordering
 
@@ -30,10 +30,7 @@ def rate(topic: str, count: int, ordering: Ordering) -> float:
         await asyncio.sleep(LATENCY)
         clock.tick()
 
-    with running(retrier) as worker:
-        worker.wait(lambda: clock.count >= count, timeout=120, what="every record handled")
-    assert clock.first is not None
-    return count / (clock.last - clock.first)
+    return handled_rate(retrier, clock, count)
 
 
 def run(records: int = RECORDS, runs: int = RUNS) -> dict[str, Any]:
