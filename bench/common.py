@@ -68,6 +68,7 @@ def produce(
     *,
     value: Callable[[int], bytes] | None = None,
     headers: Callable[[int], Headers] | None = None,
+    key: Callable[[int], bytes] | None = None,
     partitions: int = PARTITIONS,
 ) -> None:
     """`count` records spread round-robin over the partitions, every one acknowledged."""
@@ -90,6 +91,8 @@ def produce(
         kwargs: dict[str, Any] = {"partition": i % partitions, "on_delivery": on_delivery}
         if headers is not None:
             kwargs["headers"] = headers(i)
+        if key is not None:
+            kwargs["key"] = key(i)
         while True:
             try:
                 producer.produce(topic, value(i) if value else VALUE, **kwargs)
@@ -171,6 +174,14 @@ def running(retrier: Retrier) -> Iterator[Running]:
         handle.thread.join(30)
     if handle.errors:
         raise handle.errors[0]
+
+
+def handled_rate(retrier: Retrier, clock: Clock, count: int) -> float:
+    """Run the retrier until its handlers ticked ``clock`` ``count`` times: records / (first tick -> last)."""
+    with running(retrier) as worker:
+        worker.wait(lambda: clock.count >= count, timeout=120, what="every record handled")
+    assert clock.first is not None
+    return count / (clock.last - clock.first)
 
 
 class Clock:

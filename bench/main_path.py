@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench import bare
-from bench.common import Clock, create_topics, delete_topics, median, produce, running, unique
+from bench.common import Clock, create_topics, delete_topics, handled_rate, median, produce, unique
 from kretry import Message, Retrier
 
 RECORDS = 200_000
@@ -30,10 +30,7 @@ def kretry_rate(topic: str, count: int) -> float:
     def handle(_msg: Message) -> None:
         clock.tick()
 
-    with running(retrier) as worker:
-        worker.wait(lambda: clock.count >= count, timeout=120, what="every record handled")
-    assert clock.first is not None
-    return count / (clock.last - clock.first)
+    return handled_rate(retrier, clock, count)
 
 
 def run(records: int = RECORDS, runs: int = RUNS) -> dict[str, Any]:

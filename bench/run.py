@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from bench import backlog, delay, hol, main_path, report, retry_path, startup
+from bench import backlog, delay, hol, key_order, main_path, report, retry_path, startup
 from bench.common import quiet_kretry_logs
 
 BENCHES: list[tuple[str, Callable[[], dict[str, Any]]]] = [
@@ -19,6 +19,7 @@ BENCHES: list[tuple[str, Callable[[], dict[str, Any]]]] = [
     ("hol", lambda: hol.run()),
     ("backlog", lambda: backlog.run()),
     ("startup", lambda: startup.run()),
+    ("key_order", lambda: key_order.run()),
 ]
 
 NOTES = [
@@ -28,6 +29,9 @@ NOTES = [
     "reach the record count (every forward acknowledged).",
     f"head-of-line: kretry over {hol.KRETRY_RECORDS:,} records, the blocking loop over {hol.BARE_RECORDS:,} "
     "(each failure costs it 5 s; its rate does not depend on the count).",
+    f"key order: an async handler awaiting {key_order.LATENCY * 1000:.0f} ms, concurrency {key_order.CONCURRENCY}, "
+    f"{key_order.RECORDS:,} records of {key_order.KEYS} keys on {key_order.PARTITIONS} partitions, "
+    f"{key_order.RUNS} interleaved runs of ordering key, partition and none; ratios against none.",
     "in-process workers log as `kretry run` does (JSON, INFO), rendered into /dev/null.",
 ]
 

@@ -2,7 +2,8 @@
 
 Returns the exception that ended the last try, or None on success; what happens to a failed record is the
 stage's business. ``async def`` handlers run on an event loop of the stage's own thread, a batch at a time,
-at most ``concurrency`` at once.
+at most ``concurrency`` at once, in *lanes*: the records of one lane (one key of a partition, by default) one after
+another in offset order, local retries included, different lanes at once (Confluent Parallel Consumer's key order).
 
 Whatever a handler raises, ``SystemExit`` and ``CancelledError`` included, is its record's failure: a stage thread
 gets no signals, so nothing but the handler can raise them there, and the worker stops only through its stop
@@ -24,7 +25,7 @@ from kretry.errors import RetryLater
 from kretry.headers import describe_error
 from kretry.message import Message
 from kretry.policy import classify
-from kretry.retrier import HandlerSpec
+from kretry.retrier import HandlerSpec, Ordering
 from kretry.serde import DeserializationError
 
 
@@ -37,6 +38,40 @@ async def _settled(awaitable: Awaitable[Any]) -> BaseException | None:
     return None
 
 
+def lanes(raws: Sequence[Any], ordering: Ordering) -> list[list[int]]:
+    """The batch's indices in lanes, each in batch order (a partition's records come in offset order).
+
+    "key": one lane per key of a partition, and one per record without a key; "partition": one per partition;
+    "none": one per record.
+    """
+    if ordering == "none":
+        return [[i] for i in range(len(raws))]
+    found: dict[Any, list[int]] = {}
+    for i, raw in enumerate(raws):
+        if ordering == "partition":
+            lane: Any = raw.partition()
+        else:
+            key = raw.key()
+            lane = (raw.partition(), key) if key is not None else (None, i)
+        found.setdefault(lane, []).append(i)
+    return list(found.values())
+
+
+def build_message(spec: HandlerSpec, attempt: int, raw: Any) -> Message:
+    """The Message the handler sees, decoded by its deserializers; DeserializationError when one raises."""
+    try:
+        value = raw.value() if spec.value_deserializer is None else spec.value_deserializer(raw.value())
+    except BaseException as exc:
+        raise DeserializationError(f"deserialization: {describe_error(exc)}") from exc
+    if spec.key_deserializer is None:
+        return Message(raw, attempt, spec.topic, value)
+    try:
+        key = spec.key_deserializer(raw.key())
+    except BaseException as exc:
+        raise DeserializationError(f"key deserialization: {describe_error(exc)}") from exc
+    return Message(raw, attempt, spec.topic, value, key)
+
+
 class Dispatcher:
     def __init__(
         self, spec: HandlerSpec, attempt: int, stopping: threading.Event, observe: Callable[[float], None]
@@ -46,25 +81,19 @@ class Dispatcher:
         self.attempt = attempt
         self._stopping = stopping
         self._batched = spec.is_async
+        self._plain = spec.value_deserializer is None and spec.key_deserializer is None
         # Made on first need: a sync handler's loop only when it returns an awaitable.
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def message(self, raw: Any) -> Message:
-        decode = self.spec.value_deserializer
-        if decode is None:
-            return Message(raw, self.attempt, self.spec.topic)
-        try:
-            value = decode(raw.value())
-        except BaseException as exc:
-            raise DeserializationError(f"deserialization: {describe_error(exc)}") from exc
-        return Message(raw, self.attempt, self.spec.topic, value, decoded=True)
+        return build_message(self.spec, self.attempt, raw)
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
             self._loop = asyncio.new_event_loop()
         return self._loop
 
-    def _again(self, tries: int, exc: BaseException) -> bool:
+    def again(self, tries: int, exc: BaseException) -> bool:
         """Retry in place: tries left, a failure worth retrying, and no stop requested."""
         return (
             tries < self.spec.local_retries
@@ -73,7 +102,7 @@ class Dispatcher:
             and not self._stopping.is_set()
         )
 
-    def _try(self, msg: Message) -> BaseException | None:
+    def try_once(self, msg: Message) -> BaseException | None:
         """One call of the handler from a sync stage."""
         try:
             result = self.spec.func(msg)
@@ -97,16 +126,16 @@ class Dispatcher:
         # The per-record path of every sync stage: the common case (no deserializer, no local retries) first.
         spec = self.spec
         try:
-            msg = Message(raw, self.attempt, spec.topic) if spec.value_deserializer is None else self.message(raw)
+            msg = Message(raw, self.attempt, spec.topic) if self._plain else self.message(raw)
         except DeserializationError as exc:
             return exc
         started = perf_counter()
-        outcome = self._try(msg)
+        outcome = self.try_once(msg)
         tries = 0
-        while outcome is not None and spec.local_retries and self._again(tries, outcome):
+        while outcome is not None and spec.local_retries and self.again(tries, outcome):
             tries += 1
             time.sleep(spec.local_backoff)  # bounded at registration: local_retries x local_backoff
-            outcome = self._try(msg)
+            outcome = self.try_once(msg)
         self._observe(perf_counter() - started)
         return outcome
 
@@ -119,7 +148,7 @@ class Dispatcher:
             started = perf_counter()
             outcome = await self._try_async(msg)
             tries = 0
-            while outcome is not None and self._again(tries, outcome):
+            while outcome is not None and self.again(tries, outcome):
                 tries += 1
                 await asyncio.sleep(self.spec.local_backoff)
                 outcome = await self._try_async(msg)
@@ -133,7 +162,16 @@ class Dispatcher:
 
         async def batch() -> list[BaseException | None]:
             gate = asyncio.Semaphore(self.spec.concurrency)
-            return list(await asyncio.gather(*(self._call_async(raw, gate) for raw in raws)))
+            if self.spec.ordering == "none":
+                return list(await asyncio.gather(*(self._call_async(raw, gate) for raw in raws)))
+            outcomes: list[BaseException | None] = [None] * len(raws)
+
+            async def lane(indices: list[int]) -> None:
+                for i in indices:  # the next record of the lane waits for this one, local retries included
+                    outcomes[i] = await self._call_async(raws[i], gate)
+
+            await asyncio.gather(*(lane(indices) for indices in lanes(raws, self.spec.ordering)))
+            return outcomes
 
         return self._event_loop().run_until_complete(batch())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 from kretry import config
 from kretry.backoff import Backoff, checked
@@ -30,6 +30,9 @@ F = TypeVar("F", bound=Handler)
 MAX_LOCAL_RETRY_SECONDS = 30.0
 MAX_CONCURRENCY = 1000
 DEFAULT_CONCURRENCY = 10
+# Which records of an async handler's batch wait for which: those of one key in a partition ("key"), those of one
+# partition ("partition"), none ("none"). Records are handled in offset order within what waits.
+Ordering = Literal["key", "partition", "none"]
 
 
 class _Unset:
@@ -50,6 +53,8 @@ class HandlerSpec:
     local_backoff: float = 0.1
     value_deserializer: Deserializer | None = None
     concurrency: int = 1  # async handlers: records of one batch in flight at once
+    key_deserializer: Deserializer | None = None
+    ordering: Ordering = "key"
 
     @property
     def is_async(self) -> bool:
@@ -171,13 +176,17 @@ class Retrier:
         local_backoff: Duration = "100ms",
         value_deserializer: Deserializer | None = None,
         concurrency: int = UNSET,
+        key_deserializer: Deserializer | None = None,
+        ordering: Ordering = "key",
     ) -> Callable[[F], F]:
         """Register ``func(msg)`` for ``topic``: return means success, an exception means failure.
 
         ``delays`` has one entry per retry tier (``["5s", "1m"]``: two retry topics, then the DLQ), or is
         ``kretry.fixed/linear/exponential(...)``. ``local_retries`` retries in place first, ``local_backoff``
-        apart. ``value_deserializer`` makes ``msg.value``; one that raises sends the record to the DLQ.
-        ``concurrency`` (default 10) bounds how many records of a batch an ``async def`` handler has in flight.
+        apart. ``value_deserializer`` makes ``msg.value`` and ``key_deserializer`` ``msg.key``; one that raises
+        sends the record to the DLQ. ``concurrency`` (default 10) bounds how many records of a batch an
+        ``async def`` handler has in flight; ``ordering`` which of them wait for each other: "key" (records of one
+        key, in offset order), "partition" (records of one partition) or "none".
         """
         what = f"handler {topic!r}"
         validate_topic_name(topic, what="handler")
@@ -203,6 +212,10 @@ class Retrier:
         dead_on = _exception_types(dead_letter_on, what=f"{what}: dead_letter_on") if dead_letter_on else ()
         retry_types = None if retry_on is None else _exception_types(retry_on, what=f"{what}: retry_on")
         _check_overlap(retry_types or (), dead_on, what=what)
+        if key_deserializer is not None and not callable(key_deserializer):
+            raise ConfigError(f"{what}: key_deserializer must be callable, got {key_deserializer!r}")
+        if ordering not in get_args(Ordering):
+            raise ConfigError(f"{what}: ordering must be 'key', 'partition' or 'none', got {ordering!r}")
         policy = Policy(
             delays=backoff.delays,
             jitter=backoff.jitter,
@@ -227,6 +240,8 @@ class Retrier:
                 concurrency=DEFAULT_CONCURRENCY
                 if concurrency is UNSET
                 else _whole(concurrency, 1, MAX_CONCURRENCY, what=f"{what}: concurrency"),
+                key_deserializer=key_deserializer,
+                ordering=ordering,
             )
             if concurrency is not UNSET and not spec.is_async:
                 raise ConfigError(

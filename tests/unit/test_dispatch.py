@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 import kretry
-from kretry.dispatch import Dispatcher
+from kretry.dispatch import Dispatcher, lanes
 from kretry.errors import NonRetryable
 from kretry.retrier import Retrier
 from kretry.serde import DeserializationError
+from kretry.testing import Record
 
 
 class Raw:
@@ -181,3 +182,106 @@ def test_a_deserializer_that_exits_fails_only_its_record() -> None:
     assert isinstance(outcome, DeserializationError)
     assert str(outcome) == "deserialization: SystemExit: sys.exit(2) called"
     assert d.call(Raw(b"fine")) is None
+
+
+def record(key: bytes | None, value: bytes, partition: int = 0) -> Record:
+    return Record("orders", value, key, partition=partition)
+
+
+def test_lanes_follow_the_ordering() -> None:
+    batch = [record(b"a", b"1"), record(b"b", b"2"), record(None, b"3"), record(b"a", b"4", partition=1)]
+    batch += [record(b"a", b"5"), record(None, b"6")]
+    assert lanes(batch, "key") == [[0, 4], [1], [2], [3], [5]]
+    assert lanes(batch, "partition") == [[0, 1, 2, 4, 5], [3]]
+    assert lanes(batch, "none") == [[0], [1], [2], [3], [4], [5]]
+    assert lanes([], "key") == []
+
+
+def run_batch(batch: list[Record], **options: Any) -> tuple[list[bytes], int, list[BaseException | None]]:
+    """The values in the order the handler started them, the most records in flight at once, the outcomes."""
+    started: list[bytes] = []
+    in_flight = peak = 0
+
+    async def handler(msg: kretry.Message) -> None:
+        nonlocal in_flight, peak
+        started.append(msg.raw_value or b"")
+        in_flight += 1
+        peak = max(peak, in_flight)
+        # Later records of the batch finish first, unless something holds them back.
+        await asyncio.sleep(0.001 * (len(batch) - len(started)))
+        in_flight -= 1
+        if msg.raw_value == b"fail":
+            raise ConnectionError("blip")
+
+    d, _, _ = dispatcher(handler, **options)
+    try:
+        outcomes = d.call_batch(batch)
+    finally:
+        d.close()
+    return started, peak, outcomes
+
+
+def test_records_of_a_key_wait_for_each_other_other_keys_do_not() -> None:
+    batch = [record(b"k1" if i % 2 else b"k2", b"%d" % i) for i in range(8)]
+    started, peak, _ = run_batch(batch, concurrency=10)
+    assert [v for v in started if int(v) % 2] == [b"1", b"3", b"5", b"7"]
+    assert [v for v in started if not int(v) % 2] == [b"0", b"2", b"4", b"6"]
+    assert peak == 2
+
+
+def test_partition_ordering_takes_one_record_of_a_partition_at_a_time() -> None:
+    batch = [record(b"%d" % i, b"%d" % i, partition=i % 2) for i in range(6)]
+    started, peak, _ = run_batch(batch, concurrency=10, ordering="partition")
+    assert [v for v in started if int(v) % 2] == [b"1", b"3", b"5"]
+    assert peak == 2
+    _, peak, _ = run_batch(batch, concurrency=10, ordering="none")
+    assert peak == 6
+
+
+def test_local_retries_keep_their_keys_slot() -> None:
+    batch = [record(b"k", b"fail"), record(b"k", b"next")]
+    calls: list[bytes] = []
+
+    async def handler(msg: kretry.Message) -> None:
+        calls.append(msg.raw_value or b"")
+        await asyncio.sleep(0)
+        if msg.raw_value == b"fail":
+            raise ConnectionError("blip")
+
+    d, _, _ = dispatcher(handler, local_retries=2, local_backoff="5ms")
+    try:
+        outcomes = d.call_batch(batch)
+    finally:
+        d.close()
+    assert calls == [b"fail", b"fail", b"fail", b"next"]
+    assert isinstance(outcomes[0], ConnectionError)
+    assert outcomes[1] is None
+
+
+def test_an_undecodable_key_never_reaches_the_handler() -> None:
+    seen = []
+    d, _, _ = dispatcher(seen.append, key_deserializer=lambda raw: raw.decode("ascii"))
+    outcome = d.call(record(b"\xff", b"v"))
+    assert isinstance(outcome, DeserializationError)
+    assert str(outcome).startswith("key deserialization: UnicodeDecodeError")
+    assert d.call(record(b"cust1", b"v")) is None
+    assert [(m.key, m.raw_key) for m in seen] == [("cust1", b"cust1")]
+
+
+def test_headers_are_the_producers_and_never_none() -> None:
+    raw = Record("orders", b"v", headers=[("a", b"1"), ("kretry-attempt", b"1"), ("empty", None)])  # type: ignore[list-item]
+    msg = kretry.Message(raw, 0, "orders")
+    assert msg.headers == [("a", b"1"), ("empty", b"")]
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ({"ordering": "keys"}, "ordering must be 'key', 'partition' or 'none', got 'keys'"),
+        ({"ordering": None}, "ordering must be"),
+        ({"key_deserializer": "utf-8"}, "key_deserializer must be callable"),
+    ],
+)
+def test_ordering_and_key_deserializer_are_checked_at_registration(option: dict[str, Any], message: str) -> None:
+    with pytest.raises(kretry.ConfigError, match=message):
+        Retrier("svc").handler("orders", **option)
