@@ -32,6 +32,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench.chaos_eos import exactly_once_kill_9, exactly_once_rebalance
 from bench.chaos_kit import (
     APP,
     PARTITIONS,
@@ -248,6 +249,8 @@ def main(argv: list[str] | None = None) -> int:
             "two_services_one_topic": two_services_one_topic,
             "retry_topic_deleted": retry_topic_deleted,
             "size_limit": size_limit,
+            "exactly_once_kill_9": exactly_once_kill_9,
+            "exactly_once_rebalance": exactly_once_rebalance,
         }
         for name, scenario in scenarios.items():
             if args.only and name not in args.only:
@@ -263,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
             out.seconds = round(time.monotonic() - started, 1)
             print(
                 f"chaos: {name}: {'PASS' if out.passed else 'FAIL'} lost={out.lost} "
-                f"duplicates={out.duplicates} ({out.seconds}s)",
+                f"duplicates={out.duplicates}"
+                + ("" if out.duplicate_copies is None else f" duplicate_copies={out.duplicate_copies}")
+                + f" ({out.seconds}s)",
                 flush=True,
             )
             for note in out.notes:

@@ -17,7 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.integration.kit import committed, complete_lines, end_offsets, produce, read_to_end, unique, wait_until
+from tests.integration.kit import (
+    committed,
+    complete_lines,
+    end_offsets,
+    produce,
+    read_committed,
+    read_to_end,
+    unique,
+    wait_until,
+)
 from tests.integration.workers import kretry_process, stop
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +48,7 @@ class Outcome:
     seconds: float = 0.0
     passed: bool = False
     notes: list[str] = field(default_factory=list)
+    duplicate_copies: int | None = None  # exactly_once scenarios: extra copies on the retry topics and the DLQ
 
 
 @dataclass
@@ -52,6 +62,7 @@ class Run:
     dlq: str = field(default_factory=lambda: unique("dlq"))
     delays: str = "200ms,200ms"
     app_env: dict[str, str] = field(default_factory=dict)  # more APP_* switches of the ledger app
+    exactly_once: bool = False
 
     @property
     def ledger(self) -> Path:
@@ -66,6 +77,7 @@ class Run:
             "APP_TOPICS": self.topic,
             "APP_LEDGER": str(self.ledger),
             "APP_DELAYS": self.delays,
+            **({"KRETRY_EXACTLY_ONCE": "true"} if self.exactly_once else {}),
             **self.app_env,
         }
 
@@ -83,7 +95,12 @@ class Run:
         return Counter(str(e["key"]) for e in self.entries() if e["ok"])
 
     def dead_keys(self) -> Counter[str]:
-        return Counter((m.key() or b"").decode(errors="replace") for m in read_to_end(self.bootstrap, self.dlq))
+        return self.copies(self.dlq)
+
+    def copies(self, topic: str) -> Counter[str]:
+        """The keys a topic holds, as a read_committed reader sees them (transaction markers take offsets too)."""
+        read = read_committed if self.exactly_once else read_to_end
+        return Counter((m.key() or b"").decode(errors="replace") for m in read(self.bootstrap, topic))
 
 
 def traffic(count: int, prefix: str = "r") -> list[Record]:
