@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -40,6 +39,7 @@ from bench.chaos_kit import (
     Outcome,
     Run,
     kafka_local,
+    killed_three_times,
     progress,
     settle,
     stuck_partitions,
@@ -61,17 +61,7 @@ def kill_nine(bootstrap: str, work: Path, out: Outcome) -> None:
     run = Run(bootstrap, work)
     create_topics(bootstrap, [run.topic], PARTITIONS)
     records = traffic(20_000)
-    rng = random.Random(7)
-    proc = run.start()
-    feeder = trickle(run, records, seconds=15)
-    for n in range(3):
-        target = progress(run) + rng.randint(500, 3000)
-        wait_until(lambda t=target: progress(run) >= t, timeout=120, what="progress before a kill")
-        proc.kill()
-        proc.wait(10)
-        out.notes.append(f"kill -9 #{n + 1} after {progress(run)} successes")
-        proc = run.start(f"restart{n + 1}")
-    feeder.join(120)
+    proc = killed_three_times(run, records, out)
     out.lost, out.duplicates, where = settle(run, records, timeout=180)
     out.records = len(records)
     out.notes.append(f"outcomes: {dict(where)}")

@@ -8,13 +8,22 @@ absent ones. How often the handler saw a record again is reported too: side effe
 
 from __future__ import annotations
 
-import random
 import time
 from collections import Counter
 from contextlib import suppress
 from pathlib import Path
 
-from bench.chaos_kit import PARTITIONS, Outcome, Record, Run, progress, settle, traffic, trickle
+from bench.chaos_kit import (
+    PARTITIONS,
+    Outcome,
+    Record,
+    Run,
+    killed_three_times,
+    progress,
+    settle,
+    traffic,
+    trickle,
+)
 from tests.integration.kit import committed, create_topics, read_committed, wait_until
 from tests.integration.workers import stop
 
@@ -23,17 +32,7 @@ def exactly_once_kill_9(bootstrap: str, work: Path, out: Outcome) -> None:
     run = Run(bootstrap, work, exactly_once=True)
     create_topics(bootstrap, [run.topic], PARTITIONS)
     records = traffic(20_000)
-    rng = random.Random(7)
-    proc = run.start()
-    feeder = trickle(run, records, seconds=15)
-    for n in range(3):
-        target = progress(run) + rng.randint(500, 3000)
-        wait_until(lambda t=target: progress(run) >= t, timeout=120, what="progress before a kill")
-        proc.kill()
-        proc.wait(10)
-        out.notes.append(f"kill -9 #{n + 1} after {progress(run)} successes")
-        proc = run.start(f"restart{n + 1}")
-    feeder.join(120)
+    proc = killed_three_times(run, records, out)
     _account(run, records, out)
     code = stop(proc)
     out.passed = out.passed and code == 0

@@ -7,6 +7,7 @@ is accounted for once it has a successful line or sits in the DLQ, and *lost* ot
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 import threading
@@ -147,6 +148,23 @@ def trickle(run: Run, records: list[Record], seconds: float) -> threading.Thread
     thread = threading.Thread(target=go, daemon=True)
     thread.start()
     return thread
+
+
+def killed_three_times(run: Run, records: list[Record], out: Outcome) -> subprocess.Popen[bytes]:
+    """Trickle ``records`` in while the worker is killed with SIGKILL and restarted three times, each after a few
+    thousand successes; return the running worker once the last record is produced."""
+    rng = random.Random(7)
+    proc = run.start()
+    feeder = trickle(run, records, seconds=15)
+    for n in range(3):
+        target = progress(run) + rng.randint(500, 3000)
+        wait_until(lambda t=target: progress(run) >= t, timeout=120, what="progress before a kill")
+        proc.kill()
+        proc.wait(10)
+        out.notes.append(f"kill -9 #{n + 1} after {progress(run)} successes")
+        proc = run.start(f"restart{n + 1}")
+    feeder.join(120)
+    return proc
 
 
 def progress(run: Run) -> int:
