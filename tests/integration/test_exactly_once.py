@@ -10,9 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin import NewTopic as AdminNewTopic
 
 from kretry import Message, Retrier, cli
-from kretry.errors import TransactionFenced
+from kretry.errors import KafkaFatalError, TransactionFenced
 from kretry.stage import txn
 from tests.integration.kit import (
     complete_lines,
@@ -180,3 +182,32 @@ def test_two_workers_on_one_host_do_not_fence_each_other(bootstrap: str, new_top
         assert a.instance.name != b.instance.name
         produce(bootstrap, topic, [(f"k{i}".encode(), b"v", None) for i in range(20)])
         wait_until(lambda: a.failure is None and b.failure is None, timeout=5)
+
+
+def test_a_refused_forward_aborts_and_handles_the_batch_again_leaving_no_copy(
+    bootstrap: str, new_topic: NewTopic
+) -> None:
+    topic = new_topic("eosabort")
+    dlq = unique("dlq")
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    small = AdminNewTopic(dlq, num_partitions=1, replication_factor=1, config={"max.message.bytes": "20000"})
+    admin.create_topics([small])[dlq].result(30)
+    retrier = Retrier(group_id=unique("svc"), bootstrap_servers=bootstrap, dlq_topic=dlq, exactly_once=True)
+    seen: Counter[bytes] = Counter()
+
+    @retrier.handler(topic)
+    def handle(msg: Message) -> None:
+        seen[msg.key or b""] += 1
+        raise RuntimeError("straight to the DLQ")
+
+    produce(bootstrap, topic, [(b"small", b"v", None), (b"huge", b"x" * 60_000, None)])
+
+    def until_the_stage_gives_up() -> None:
+        with running(retrier) as worker:
+            wait_until(lambda: worker.failure is not None, timeout=90, what="the stage to give up")
+
+    with pytest.raises(KafkaFatalError, match="aborted in a row"):
+        until_the_stage_gives_up()
+    assert seen[b"huge"] == txn.MAX_ABORTS + 1
+    assert seen[b"small"] == seen[b"huge"]  # the whole batch, each time
+    assert read_committed(bootstrap, dlq) == []  # the small record's copy went down with each aborted transaction
