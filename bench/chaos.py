@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -32,6 +31,7 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from bench.chaos_eos import exactly_once_kill_9, exactly_once_rebalance
 from bench.chaos_kit import (
     APP,
     PARTITIONS,
@@ -39,6 +39,7 @@ from bench.chaos_kit import (
     Outcome,
     Run,
     kafka_local,
+    killed_three_times,
     progress,
     settle,
     stuck_partitions,
@@ -60,17 +61,7 @@ def kill_nine(bootstrap: str, work: Path, out: Outcome) -> None:
     run = Run(bootstrap, work)
     create_topics(bootstrap, [run.topic], PARTITIONS)
     records = traffic(20_000)
-    rng = random.Random(7)
-    proc = run.start()
-    feeder = trickle(run, records, seconds=15)
-    for n in range(3):
-        target = progress(run) + rng.randint(500, 3000)
-        wait_until(lambda t=target: progress(run) >= t, timeout=120, what="progress before a kill")
-        proc.kill()
-        proc.wait(10)
-        out.notes.append(f"kill -9 #{n + 1} after {progress(run)} successes")
-        proc = run.start(f"restart{n + 1}")
-    feeder.join(120)
+    proc = killed_three_times(run, records, out)
     out.lost, out.duplicates, where = settle(run, records, timeout=180)
     out.records = len(records)
     out.notes.append(f"outcomes: {dict(where)}")
@@ -248,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             "two_services_one_topic": two_services_one_topic,
             "retry_topic_deleted": retry_topic_deleted,
             "size_limit": size_limit,
+            "exactly_once_kill_9": exactly_once_kill_9,
+            "exactly_once_rebalance": exactly_once_rebalance,
         }
         for name, scenario in scenarios.items():
             if args.only and name not in args.only:
@@ -263,7 +256,9 @@ def main(argv: list[str] | None = None) -> int:
             out.seconds = round(time.monotonic() - started, 1)
             print(
                 f"chaos: {name}: {'PASS' if out.passed else 'FAIL'} lost={out.lost} "
-                f"duplicates={out.duplicates} ({out.seconds}s)",
+                f"duplicates={out.duplicates}"
+                + ("" if out.duplicate_copies is None else f" duplicate_copies={out.duplicate_copies}")
+                + f" ({out.seconds}s)",
                 flush=True,
             )
             for note in out.notes:

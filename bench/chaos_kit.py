@@ -7,6 +7,7 @@ is accounted for once it has a successful line or sits in the DLQ, and *lost* ot
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 import threading
@@ -17,7 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.integration.kit import committed, complete_lines, end_offsets, produce, read_to_end, unique, wait_until
+from tests.integration.kit import (
+    committed,
+    complete_lines,
+    end_offsets,
+    produce,
+    read_committed,
+    read_to_end,
+    unique,
+    wait_until,
+)
 from tests.integration.workers import kretry_process, stop
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +49,7 @@ class Outcome:
     seconds: float = 0.0
     passed: bool = False
     notes: list[str] = field(default_factory=list)
+    duplicate_copies: int | None = None  # exactly_once scenarios: extra copies on the retry topics and the DLQ
 
 
 @dataclass
@@ -52,6 +63,7 @@ class Run:
     dlq: str = field(default_factory=lambda: unique("dlq"))
     delays: str = "200ms,200ms"
     app_env: dict[str, str] = field(default_factory=dict)  # more APP_* switches of the ledger app
+    exactly_once: bool = False
 
     @property
     def ledger(self) -> Path:
@@ -66,6 +78,7 @@ class Run:
             "APP_TOPICS": self.topic,
             "APP_LEDGER": str(self.ledger),
             "APP_DELAYS": self.delays,
+            **({"KRETRY_EXACTLY_ONCE": "true"} if self.exactly_once else {}),
             **self.app_env,
         }
 
@@ -83,7 +96,12 @@ class Run:
         return Counter(str(e["key"]) for e in self.entries() if e["ok"])
 
     def dead_keys(self) -> Counter[str]:
-        return Counter((m.key() or b"").decode(errors="replace") for m in read_to_end(self.bootstrap, self.dlq))
+        return self.copies(self.dlq)
+
+    def copies(self, topic: str) -> Counter[str]:
+        """The keys a topic holds, as a read_committed reader sees them (transaction markers take offsets too)."""
+        read = read_committed if self.exactly_once else read_to_end
+        return Counter((m.key() or b"").decode(errors="replace") for m in read(self.bootstrap, topic))
 
 
 def traffic(count: int, prefix: str = "r") -> list[Record]:
@@ -130,6 +148,23 @@ def trickle(run: Run, records: list[Record], seconds: float) -> threading.Thread
     thread = threading.Thread(target=go, daemon=True)
     thread.start()
     return thread
+
+
+def killed_three_times(run: Run, records: list[Record], out: Outcome) -> subprocess.Popen[bytes]:
+    """Trickle ``records`` in while the worker is killed with SIGKILL and restarted three times, each after a few
+    thousand successes; return the running worker once the last record is produced."""
+    rng = random.Random(7)
+    proc = run.start()
+    feeder = trickle(run, records, seconds=15)
+    for n in range(3):
+        target = progress(run) + rng.randint(500, 3000)
+        wait_until(lambda t=target: progress(run) >= t, timeout=120, what="progress before a kill")
+        proc.kill()
+        proc.wait(10)
+        out.notes.append(f"kill -9 #{n + 1} after {progress(run)} successes")
+        proc = run.start(f"restart{n + 1}")
+    feeder.join(120)
+    return proc
 
 
 def progress(run: Run) -> int:

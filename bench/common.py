@@ -137,6 +137,32 @@ class WatermarkWatch:
         raise TimeoutError(f"{self.topic}: fewer than {self.target} records after {timeout}s")
 
 
+class CommittedWatch:
+    """Reads a topic read_committed until `target` records came: what a downstream reader sees, transactions or not
+    (a transaction's commit marker takes an offset, so the high watermarks overcount); `done_at` is when."""
+
+    def __init__(self, topic: str, target: int, partitions: int = PARTITIONS) -> None:
+        self.topic, self.target = topic, target
+        self.done_at: float | None = None
+        self._consumer = Consumer(
+            {"bootstrap.servers": BOOTSTRAP, "group.id": unique("watch"), "isolation.level": "read_committed"}
+        )
+        self._consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+
+    def wait(self, timeout: float) -> float:
+        deadline = time.monotonic() + timeout
+        seen = 0
+        try:
+            while time.monotonic() < deadline:
+                seen += sum(1 for m in self._consumer.consume(10_000, 0.05) if m.error() is None)
+                if seen >= self.target:
+                    self.done_at = time.time()
+                    return self.done_at
+        finally:
+            self._consumer.close()
+        raise TimeoutError(f"{self.topic}: {seen} of {self.target} records read_committed after {timeout}s")
+
+
 class Running:
     """A Worker running in threads of this process."""
 

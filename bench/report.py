@@ -13,6 +13,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 ROWS: list[tuple[str, str, str, str, Any]] = [
     ("main_path_ratio", "1. Main path: kretry / bare throughput", "x", ">= 0.9", lambda v: v >= 0.9),
     ("retry_path_ratio", "2. Retry path (3 hops): kretry / bare", "x", ">= 0.8", lambda v: v >= 0.8),
+    ("retry_path_eos_ratio", "2b. Retry path: exactly_once / at-least-once", "x", ">= 0.7", lambda v: v >= 0.7),
     ("lateness_p50_ms", "3. Delay lateness p50", "ms", "", None),
     ("lateness_p99_ms", "3. Delay lateness p99", "ms", "< 100", lambda v: v < 100),
     ("lateness_max_ms", "3. Delay lateness max", "ms", "", None),

@@ -15,6 +15,7 @@ from bench.common import quiet_kretry_logs
 BENCHES: list[tuple[str, Callable[[], dict[str, Any]]]] = [
     ("main_path", lambda: main_path.run()),
     ("retry_path", lambda: retry_path.run()),
+    ("retry_path_eos", lambda: retry_path.run_exactly_once()),
     ("delay", lambda: delay.run()),
     ("hol", lambda: hol.run()),
     ("backlog", lambda: backlog.run()),
@@ -27,6 +28,8 @@ NOTES = [
     "rate = records / (first record consumed -> last handled).",
     f"retry path: {retry_path.RUNS} interleaved runs each, fresh topics per run; end = DLQ high watermarks "
     "reach the record count (every forward acknowledged).",
+    "retry path, exactly_once: the same path with exactly_once=True against exactly_once=False, interleaved; end = a "
+    "read_committed reader has every DLQ record (transaction markers take offsets).",
     f"head-of-line: kretry over {hol.KRETRY_RECORDS:,} records, the blocking loop over {hol.BARE_RECORDS:,} "
     "(each failure costs it 5 s; its rate does not depend on the count).",
     f"key order: an async handler awaiting {key_order.LATENCY * 1000:.0f} ms, concurrency {key_order.CONCURRENCY}, "

@@ -30,6 +30,7 @@ from kretry.errors import (
     ReplayInProgress,
     StopTimeout,
     TopologyError,
+    TransactionFenced,
 )
 from kretry.importer import load_app
 from kretry.retrier import Retrier
@@ -48,6 +49,7 @@ EXIT_STOPPED = 7  # a handler with on_exhausted="stop" ran out of retries; its o
 EXIT_REFUSED = 8  # `dlq replay`: some records were refused (already replayed, too many replays, ...)
 EXIT_REPLAY_IN_PROGRESS = 9  # `dlq replay`: another replay of the same DLQ took over; this one put nothing back
 EXIT_STOP_TIMEOUT = 10  # a handler was still running when the stop timeout ran out; the process exits anyway
+EXIT_FENCED = 11  # exactly_once: a newer worker with the same transactional.id took over; this one stepped down
 
 EXIT_CODES = """exit codes:
   0  stopped by SIGINT/SIGTERM after finishing in-flight work
@@ -58,7 +60,8 @@ EXIT_CODES = """exit codes:
   5  the Kafka cluster did not answer at start-up, or a fatal client error
   6  a main topic is missing (or retry topics, with --no-create-topics)
   7  on_exhausted="stop": retries ran out; the record's offset is left uncommitted
-  10 a handler was still running 10 s after SIGINT/SIGTERM; its record is handled again after a restart"""
+  10 a handler was still running 10 s after SIGINT/SIGTERM; its record is handled again after a restart
+  11 exactly_once: fenced by a newer worker with the same transactional.id; it carries on from the last commit"""
 
 log = structlog.get_logger("kretry")
 
@@ -292,8 +295,8 @@ def run(args: argparse.Namespace) -> int:
         return _fail(EXIT_TOPOLOGY, "topics are not ready", exc)
     except (BrokerUnavailable, KafkaFatalError) as exc:
         return _fail(EXIT_BROKER, "Kafka is unavailable", exc)
-    except StageStopped as exc:
-        return _fail(EXIT_STOPPED, "stopped: retries exhausted", exc)
+    except (StageStopped, TransactionFenced) as exc:
+        return _fail(*_stopped(exc), exc)
     except StopTimeout as exc:
         _fail(EXIT_STOP_TIMEOUT, "stop timed out", exc)
         # The stuck handler's thread holds the interpreter's shutdown (and librdkafka's) hostage; nothing of
@@ -306,6 +309,13 @@ def run(args: argparse.Namespace) -> int:
             server.stop()
     log.info("worker stopped")
     return EXIT_OK
+
+
+def _stopped(exc: Exception) -> tuple[int, str]:
+    """A stage that stopped on purpose: retries ran out (``on_exhausted="stop"``), or a newer worker fenced it."""
+    if isinstance(exc, TransactionFenced):
+        return EXIT_FENCED, "fenced: a newer worker with the same transactional.id took over"
+    return EXIT_STOPPED, "stopped: retries exhausted"
 
 
 # -- topics, dlq, stats -------------------------------------------------------------------------------------

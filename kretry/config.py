@@ -26,7 +26,7 @@ DEFAULT_LIVENESS_TIMEOUT = 300.0
 _SECRET_WORDS = ("password", "secret", "token", "key.pem", "private")
 
 # Set by kretry because its guarantees rest on them; a user value for one of these is refused.
-OWNED_CONSUMER_KEYS = frozenset({"enable.auto.offset.store", "enable.auto.commit", "group.id"})
+OWNED_CONSUMER_KEYS = frozenset({"enable.auto.offset.store", "enable.auto.commit", "group.id", "isolation.level"})
 
 # librdkafka warns about a property meant for the other kind of client; each client gets only its own.
 _CONSUMER_ONLY = (
@@ -59,6 +59,7 @@ _PRODUCER_ONLY = (
     "message.send.max.retries",
     "partitioner",
     "transactional.id",
+    "transaction.",
     "sticky.partitioning.",
     "on_delivery",
 )
@@ -94,6 +95,12 @@ class Settings(BaseSettings):
     # handler stuck), so that the orchestrator restarts the process. Five minutes is librdkafka's default
     # max.poll.interval.ms, past which the group has given the stage's partitions away anyway.
     liveness_timeout: float = DEFAULT_LIVENESS_TIMEOUT
+    # Each stage's forwards and offsets in one Kafka transaction per batch: no duplicate copies on the retry topics
+    # or the DLQ (kretry.stage.txn). The handler's own side effects stay at-least-once.
+    exactly_once: bool = False
+    # Part of every transactional.id (exactly_once): unique among the service's live workers, the same for a worker
+    # restarted in its place. Unset: hostname plus the lowest per-host slot free (kretry.instance).
+    instance_id: str | None = None
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -118,6 +125,13 @@ class Settings(BaseSettings):
             validate_topic_name(value, what="dlq_topic")
         except ConfigError as exc:
             raise ValueError(str(exc)) from None
+        return value
+
+    @field_validator("instance_id")
+    @classmethod
+    def _instance(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty (unset it for hostname plus a per-host slot)")
         return value
 
     @field_validator("http_token")
@@ -237,7 +251,12 @@ def consumer_conf(settings: Settings, group: str, *, main: bool) -> dict[str, An
         # 25 ms here, 13 ms at 10 ms; an idle, unpaused retry consumer sends one fetch per this interval.
         conf.setdefault("fetch.wait.max.ms", 25)
     conf.setdefault("auto.offset.reset", "earliest")
-    conf.update({"group.id": group, "enable.auto.offset.store": False, "enable.auto.commit": True})
+    # Aborted copies of an exactly-once stage are never read; librdkafka's default, said out loud since kretry's
+    # guarantee rests on it.
+    conf["isolation.level"] = "read_committed"
+    # Exactly-once: offsets are committed inside the stage's transactions, never by the consumer.
+    auto_commit = not settings.exactly_once
+    conf.update({"group.id": group, "enable.auto.offset.store": False, "enable.auto.commit": auto_commit})
     return conf
 
 

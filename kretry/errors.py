@@ -6,6 +6,7 @@ KretryError                  base of everything kretry raises
 ├── TopologyError            a topic kretry needs is missing or malformed on the cluster
 ├── BrokerUnavailable        the cluster did not answer at start-up
 ├── KafkaFatalError          librdkafka reported a fatal error; the worker stops
+├── TransactionFenced        exactly_once: a newer worker took over this stage's transactional.id
 ├── ReplayInProgress         another replay of the same DLQ took over; this one put nothing back
 ├── StopTimeout              a stage still ran a handler when the stop timeout ran out
 └── AppImportError           ``kretry run MODULE:ATTR`` could not load a Retrier
@@ -42,6 +43,11 @@ class BrokerUnavailable(KretryError):
 
 class KafkaFatalError(KretryError):
     """librdkafka reported a fatal error: the client cannot go on."""
+
+
+class TransactionFenced(KretryError):
+    """A worker started with the same transactional.id fenced this one: the stage stops, its open transaction
+    aborted; the newer worker carries on from the last commit."""
 
 
 class ReplayInProgress(KretryError):

@@ -3,6 +3,9 @@
 ``send`` returns at once; ``done`` is called with the delivered record (from ``poll``, in the stage's own thread)
 once the broker acknowledged it. Transient failures are sent again; a permanent one is handed to ``fallback``, which
 names another record to send instead (a DLQ entry, a smaller stub) or gives up, which is fatal for the stage.
+
+A transactional forwarder (exactly_once) resends nothing: a failed forward leaves its transaction fit only to be
+aborted, so the failure is kept in ``broken`` for the stage to abort and handle the batch again.
 """
 
 from __future__ import annotations
@@ -63,8 +66,13 @@ class Forwarder:
         fallback: Fallback,
         on_failure: Callable[[Outgoing, KafkaError], None],
         partitions: dict[str, int] | None = None,
+        *,
+        before_send: Callable[[], None] | None = None,
     ) -> None:
         self._producer = producer
+        self._before_send = before_send  # exactly_once: begins the transaction before its first record
+        self._generation = 0  # acknowledgements of records sent before the last discard() are ignored
+        self.broken: KafkaError | None = None
         self._fallback = fallback
         self._on_failure = on_failure
         self._partitions = partitions or {}
@@ -79,12 +87,18 @@ class Forwarder:
         return out.partition if width is not None and out.partition < width else None
 
     def send(self, out: Outgoing, done: Done) -> None:
+        generation = self._generation
+
         def on_delivery(err: KafkaError | None, msg: Any) -> None:
+            if generation != self._generation:
+                return  # its transaction was aborted: the record is handled again, and sent again
             if err is None:
                 done(msg)
             else:
                 self._failed(out, err, done)
 
+        if self._before_send is not None:
+            self._before_send()
         partition = self._partition_for(out)
         while True:
             try:
@@ -106,6 +120,10 @@ class Forwarder:
 
     def _failed(self, out: Outgoing, err: KafkaError, done: Done) -> None:
         self._on_failure(out, err)
+        if self._before_send is not None:
+            # No client call here: a fenced producer runs this callback with its error already raised.
+            self.broken = self.broken or err
+            return
         if err.code() not in PERMANENT and not err.fatal():
             self._resend.append((time.monotonic() + RESEND_BACKOFF, out, done))
             return
@@ -123,6 +141,12 @@ class Forwarder:
             self._resend = [r for r in self._resend if r[0] > now]
             for _, out, done in due:
                 self.send(out, done)
+
+    def discard(self) -> None:
+        """Forget every record sent so far (its transaction was aborted): no resend, no acknowledgement."""
+        self._generation += 1
+        self._resend = []
+        self.broken = None
 
     def flush(self, timeout: float) -> int:
         """Wait for acknowledgements (and resends) up to ``timeout``; return how many are still unacknowledged."""

@@ -124,7 +124,8 @@ class Retrier:
     """Wires each registered topic to its retry topics and the shared DLQ.
 
     ``Retrier(group_id="orders-service")``; bootstrap_servers, dlq_topic (None: no DLQ) and kafka (librdkafka
-    settings) are optional and win over the ``KRETRY_*`` environment.
+    settings) are optional and win over the ``KRETRY_*`` environment. ``exactly_once=True`` writes each stage's
+    forwards and offsets in one Kafka transaction per batch (README: Exactly-once hops).
     """
 
     def __init__(
@@ -135,8 +136,10 @@ class Retrier:
         dlq_topic: str | None = UNSET,
         kafka: Mapping[str, Any] | None = None,
         dlq_guard: DlqGuard | None = None,
+        exactly_once: bool | None = None,
     ) -> None:
         overrides: dict[str, Any] = {
+            "exactly_once": exactly_once,
             "group_id": group_id,
             "bootstrap_servers": bootstrap_servers,
             "kafka": dict(kafka) if kafka is not None else None,

@@ -18,6 +18,7 @@ from kretry import config
 from kretry.admin import LEDGER_ROLE, TopicNeed, create_topics, max_message_bytes, needs
 from kretry.errors import BrokerUnavailable, ConfigError, KafkaFatalError, StopTimeout, TopologyError
 from kretry.guard import Flood
+from kretry.instance import Instance, claim, transactional_id
 from kretry.lag import group_lag
 from kretry.metrics import Metrics
 from kretry.retrier import Retrier
@@ -55,6 +56,7 @@ class Worker:
         self._admin: AdminClient | None = None
         self._wanted: dict[str, TopicNeed] = {}
         self._recreated_at = float("-inf")
+        self.instance: Instance | None = None  # exactly_once: this worker's part of its transactional ids
         self.absent: list[str] = []  # topics of ours found deleted at the last look
         self.flood = None if retrier.dlq_guard is None else Flood(retrier.dlq_guard)
         flood = self.flood
@@ -83,6 +85,8 @@ class Worker:
         largest = max((n.max_message_bytes or 0 for n in wanted), default=0)
         if largest and "message.max.bytes" not in settings.kafka:
             producer_conf["message.max.bytes"] = largest
+        if settings.exactly_once:
+            self.instance = claim(self.retrier.group_id, settings.instance_id)
         for spec in self.retrier.stages():
             self.stages.append(
                 Stage(
@@ -95,8 +99,19 @@ class Worker:
                     metrics=self.metrics,
                     stopping=self.stopping,
                     flood=self.flood,
+                    transactional_id=None
+                    if self.instance is None
+                    else transactional_id(self.retrier.group_id, spec.topic, self.instance.name),
                 )
             )
+        try:
+            for stage in self.stages:
+                # Before anything is consumed: a predecessor with the same ids is fenced and its open transactions
+                # aborted, and a cluster without usable transactions stops the start-up here.
+                stage.prepare(self.startup_timeout)
+        except BaseException:
+            self._release()
+            raise
         for stage in self.stages:
             # Daemon threads: a handler that never returns must not keep the process alive past the stop timeout.
             thread = threading.Thread(
@@ -231,6 +246,8 @@ class Worker:
         finally:
             self.stop()
             stopped = self.join(STOP_TIMEOUT)
+            if stopped:
+                self._release()
         self.raise_failure()
         if not stopped:
             busy = sorted(s.spec.topic for s, t in zip(self.stages, self._threads, strict=True) if t.is_alive())
@@ -238,6 +255,11 @@ class Worker:
                 f"still in a handler {STOP_TIMEOUT:.0f}s after the stop: {', '.join(busy)}; "
                 "their records are not committed and will be handled again"
             )
+
+    def _release(self) -> None:
+        if self.instance is not None:
+            self.instance.release()
+            self.instance = None
 
     def raise_failure(self) -> None:
         failure = self.failure

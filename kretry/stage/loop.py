@@ -19,12 +19,14 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from kretry import callbacks
 from kretry import headers as hdr
 from kretry.dispatch import Dispatcher
+from kretry.errors import KafkaFatalError, TransactionFenced
 from kretry.forward import Forwarder, Outgoing
 from kretry.guard import Flood
 from kretry.metrics import Metrics
 from kretry.offsets import PartitionOffsets
 from kretry.policy import Action, decide
 from kretry.retrier import StageSpec
+from kretry.stage import txn
 from kretry.stage.failure import instead
 from kretry.stage.tally import Tally
 from kretry.topology import retry_topic
@@ -66,8 +68,12 @@ class Stage:
         stopping: threading.Event,
         clock: Callable[[], float] = time.time,
         flood: Flood | None = None,
+        transactional_id: str | None = None,
     ) -> None:
         self.spec = spec
+        self.transactional_id = transactional_id  # exactly_once: set, and prepare() makes the producer
+        self.txn: txn.Transactions | None = None
+        self._txn_committed: dict[int, int] = {}  # partition -> the offset this stage's last transaction committed
         self._flood = flood
         self._flood_generation = 0
         self.label = stage_label(spec.attempt)
@@ -110,18 +116,33 @@ class Stage:
 
     # -- the loop -------------------------------------------------------------------------------------------
 
+    def prepare(self, timeout: float) -> None:
+        """exactly_once: make the transactional producer, fencing a predecessor with the same id, before the stage
+        consumes anything; raises BrokerUnavailable when the cluster refuses transactions."""
+        if self.transactional_id is not None and self.txn is None:
+            conf = {**self._producer_conf, "error_cb": self._on_kafka_error}
+            client = txn.producer(conf, self.transactional_id, timeout)
+            self.txn = txn.Transactions(client, self.transactional_id)
+
     def run(self) -> None:
         # The stage's error_cb decides what is fatal; a user's own error_cb is called after it.
         self.consumer = Consumer(callbacks.with_error_cb(self._consumer_conf, self._on_kafka_error))
-        producer = Producer(callbacks.with_error_cb(self._producer_conf, self._on_kafka_error))
-        self.forwarder = Forwarder(producer, self._instead, self._on_forward_error, self._partitions)
+        if self.txn is None:
+            producer = Producer(callbacks.with_error_cb(self._producer_conf, self._on_kafka_error))
+            begin = None
+        else:
+            producer, begin = self.txn.client, self.txn.begin
+        self.forwarder = Forwarder(producer, self._instead, self._on_forward_error, self._partitions, before_send=begin)
         self.consumer.subscribe(
             [self.spec.topic], on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
         self._log.info("stage started")
         try:
             while not self._stopping.is_set() and self.fatal is None:
-                self._step(self.consumer, self.forwarder)
+                try:
+                    self._step(self.consumer, self.forwarder)
+                except (TransactionFenced, KafkaFatalError) as exc:
+                    self.fatal = exc  # from a transactional call: nothing of the open transaction is committed
         finally:
             self._shutdown(self.consumer, self.forwarder)
         if self.fatal is not None:
@@ -146,7 +167,10 @@ class Stage:
         forwarder.poll()
         if forwarder.fatal is not None:
             self.fatal = forwarder.fatal
-        self._store(consumer)
+        if self.txn is None:
+            self._store(consumer)
+        else:
+            self._commit_txn(consumer, forwarder, self.txn)
 
     def _handle(self, consumer: Consumer, forwarder: Forwarder) -> None:
         ready = self._take(consumer, forwarder, self._fetch(consumer))
@@ -468,7 +492,8 @@ class Stage:
         self._m_errors.labels(self.base, self.label, err.name()).inc()
         if err.fatal():
             self._log.error("fatal Kafka error", code=err.name(), error=err.str())
-            self.fatal = KafkaException(err)
+            stop = txn.translate(err, self.transactional_id) if self.transactional_id else None
+            self.fatal = stop if isinstance(stop, TransactionFenced) else KafkaException(err)
         else:
             # Transient (a broker restarting, a connection dropped): librdkafka reconnects on its own.
             self._log.warning("Kafka error", code=err.name(), error=err.str())
@@ -485,6 +510,7 @@ class Stage:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self._offsets[tp.partition] = PartitionOffsets()
+            self._txn_committed.pop(tp.partition, None)
             self._waiting.pop(tp.partition, None)
         self._fresh.extend(TopicPartition(tp.topic, tp.partition) for tp in partitions)
         self.assigned = (self.assigned or set()) | {tp.partition for tp in partitions}
@@ -493,14 +519,22 @@ class Stage:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Finish what is in flight so the next owner starts after it rather than handling it again.
-        if self.forwarder is not None:
+        if self.txn is not None and self.forwarder is not None:
+            self._commit_txn(consumer, self.forwarder, self.txn)
+        elif self.forwarder is not None:
             self.forwarder.flush(REVOKE_FLUSH)
-        self._store(consumer)
-        self._commit(consumer)
+            self._store(consumer)
+            self._commit(consumer)
         self._forget(partitions)
         self._log.info("partitions revoked", partitions=sorted(tp.partition for tp in partitions))
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        if self.txn is not None and self.forwarder is not None and self.txn.open:
+            # Its offsets would be refused (the group moved on): what it holds of the other partitions is redone.
+            self.txn.abort("partitions lost")
+            self._forget(partitions)
+            self._rehandle(consumer, self.forwarder, "partitions lost")
+            return
         self._forget(partitions)
         self._log.warning("partitions lost", partitions=sorted(tp.partition for tp in partitions))
 
@@ -534,6 +568,9 @@ class Stage:
                 self._log.warning("commit failed", error=str(exc))
 
     def _shutdown(self, consumer: Consumer, forwarder: Forwarder) -> None:
+        if self.txn is not None:
+            self._shutdown_txn(consumer, forwarder, self.txn)
+            return
         left = forwarder.flush(5.0)
         if left:
             self._log.warning("records still unacknowledged at shutdown; they will be handled again", count=left)
@@ -542,6 +579,64 @@ class Stage:
         consumer.close()
         self._dispatch.close()
         self._log.info("stage stopped")
+
+    # -- exactly once (kretry.stage.txn) --------------------------------------------------------------------
+
+    def _commit_txn(self, consumer: Consumer, forwarder: Forwarder, txns: txn.Transactions) -> None:
+        """Commit the turn's forwards with the offsets they settle, or abort and handle the records again."""
+        if not txns.open and not any(t.dirty for t in self._offsets.values()):
+            return
+        reason = None
+        left = forwarder.flush(txn.FLUSH_TIMEOUT) if txns.open else 0
+        if forwarder.broken is not None:
+            reason = f"a forward failed: {forwarder.broken.str()}"
+        elif left:
+            reason = f"{left} forwards unacknowledged after {txn.FLUSH_TIMEOUT:.0f}s"
+        if reason is None:
+            offsets = txn.ready_offsets(self.spec.topic, self._offsets)
+            try:
+                txns.commit(offsets, consumer.consumer_group_metadata())
+            except txn.Aborted as exc:
+                reason = f"commit refused: {exc}"
+            else:
+                for tp in offsets:
+                    self._offsets[tp.partition].dirty = False
+                    self._txn_committed[tp.partition] = tp.offset
+                return
+        else:
+            txns.abort(reason)
+        self._rehandle(consumer, forwarder, reason)
+
+    def _rehandle(self, consumer: Consumer, forwarder: Forwarder, reason: str) -> None:
+        """The transaction was aborted: every partition starts again at its last committed offset."""
+        forwarder.discard()
+        partitions = sorted(self.assigned or ())
+        earliest = str(self._consumer_conf.get("auto.offset.reset", "earliest")) in (
+            "earliest",
+            "smallest",
+            "beginning",
+        )
+        where = txn.rewind(consumer, self.spec.topic, partitions, self._txn_committed, earliest)
+        for p in partitions:
+            self._offsets[p] = PartitionOffsets()
+            self._waiting.pop(p, None)
+        if partitions:
+            with contextlib.suppress(KafkaException):
+                consumer.resume([TopicPartition(self.spec.topic, p) for p in partitions])
+        self.stats.paused = len(self._waiting)
+        self._log.warning("transaction aborted: its records are handled again", reason=reason, rewound_to=where)
+
+    def _shutdown_txn(self, consumer: Consumer, forwarder: Forwarder, txns: txn.Transactions) -> None:
+        try:
+            if self.fatal is None:
+                self._commit_txn(consumer, forwarder, txns)
+            elif txns.open and not isinstance(self.fatal, (TransactionFenced, KafkaFatalError)):
+                txns.abort("stage stopping")
+        except (TransactionFenced, KafkaFatalError, KafkaException) as exc:
+            self._log.warning("open transaction left to the broker to abort", error=str(exc))
+        consumer.close()
+        self._dispatch.close()
+        self._log.info("stage stopped", transactions=txns.committed, aborted=txns.aborted)
 
     def problems(self) -> list[str]:
         """What keeps this stage from moving records (a topic gone, a guard tripped); empty when nothing does."""

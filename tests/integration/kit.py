@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 Headers = list[tuple[str, bytes]]
@@ -159,3 +159,40 @@ def complete_lines(path: Path) -> list[str]:
     if not path.exists():
         return []
     return path.read_text(errors="replace").split("\n")[:-1]
+
+
+def read_committed(bootstrap: str, topic: str, timeout: float = 30, committed_only: bool = True) -> list[Message]:
+    """Every record of a topic a read_committed reader sees right now (``committed_only=False``: every record written,
+    aborted or open transactions included). Transaction markers take offsets, so the end offsets are no count:
+    each partition is read to its end of partition event instead."""
+    meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic, timeout=10)
+    partitions = len(meta.topics[topic].partitions)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": unique("reader"),
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "isolation.level": "read_committed" if committed_only else "read_uncommitted",
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+        records: list[Message] = []
+        at_end: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while len(at_end) < partitions:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{topic}: partitions {sorted(set(range(partitions)) - at_end)} never reached EOF")
+            msg = consumer.poll(0.5)
+            if msg is None:
+                continue
+            err = msg.error()
+            if err is None:
+                records.append(msg)
+                at_end.discard(msg.partition())
+            elif err.code() == KafkaError._PARTITION_EOF:
+                at_end.add(msg.partition())
+        return records
+    finally:
+        consumer.close()

@@ -165,3 +165,28 @@ def test_admin_conf_gets_neither_side() -> None:
         "bootstrap.servers": "127.0.0.1:9092",
         "security.protocol": "SSL",
     }
+
+
+def test_exactly_once_from_the_environment_turns_the_consumers_auto_commit_off() -> None:
+    s = config.load({}, environ={"KRETRY_EXACTLY_ONCE": "true", "KRETRY_INSTANCE_ID": "pod-3"})
+    assert (s.exactly_once, s.instance_id) == (True, "pod-3")
+    conf = config.consumer_conf(s, "g", main=True)
+    assert conf["enable.auto.commit"] is False
+    assert conf["isolation.level"] == "read_committed"
+    assert "transaction.timeout.ms" not in config.consumer_conf(
+        _settings(kafka={"transaction.timeout.ms": 5}), "g", main=True
+    )
+
+
+def test_at_least_once_by_default_and_every_consumer_reads_committed() -> None:
+    s = _settings()
+    assert s.exactly_once is False
+    for main in (True, False):
+        conf = config.consumer_conf(s, "g", main=main)
+        assert conf["enable.auto.commit"] is True
+        assert conf["isolation.level"] == "read_committed"
+
+
+def test_isolation_level_is_kretrys_own() -> None:
+    with pytest.raises(ConfigError, match=r"isolation\.level"):
+        _settings(kafka={"isolation.level": "read_uncommitted"})
