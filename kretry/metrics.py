@@ -132,6 +132,12 @@ class Metrics:
             "1 while the DLQ flood guard holds records back from the DLQ, else 0",
             registry=self.registry,
         )
+        self.dlq_records = Gauge(
+            "kretry_dlq_records",
+            "Records the DLQ holds: all of them, and those pending (neither replayed nor discarded)",
+            ["state"],
+            registry=self.registry,
+        )
         self.lag = Gauge(
             "kretry_consumer_lag",
             "Records between the stage's position and the end of its partitions",

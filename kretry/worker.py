@@ -14,9 +14,16 @@ import structlog
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ClusterMetadata  # type: ignore[attr-defined]
 
-from kretry import config
+from kretry import config, dlq
 from kretry.admin import LEDGER_ROLE, TopicNeed, create_topics, max_message_bytes, needs
-from kretry.errors import BrokerUnavailable, ConfigError, KafkaFatalError, StopTimeout, TopologyError
+from kretry.errors import (
+    BrokerUnavailable,
+    ConfigError,
+    KafkaFatalError,
+    KretryError,
+    StopTimeout,
+    TopologyError,
+)
 from kretry.guard import Flood
 from kretry.instance import Instance, claim, transactional_id
 from kretry.lag import group_lag
@@ -29,6 +36,7 @@ log = structlog.get_logger("kretry")
 STOP_TIMEOUT = 10.0
 STALL_LIMIT = 60.0  # seconds without a loop turn before /readyz calls a stage stalled
 LAG_EVERY = 5.0  # seconds between refreshes of the lag gauges
+DLQ_DEPTH_EVERY = 60.0  # seconds between counts of the DLQ's pending records (a read of its ledger)
 RECREATE_EVERY = 5.0  # seconds between looks for retry topics or a DLQ deleted while running
 
 
@@ -191,12 +199,26 @@ class Worker:
 
     def wait(self, poll: float = 0.2) -> None:
         """Block until a stop is requested or a stage fails, refreshing the lag gauges as it goes."""
-        lag_at = float("-inf")
+        lag_at = depth_at = float("-inf")
         while not self.stopping.wait(poll):
             self._recreate_missing()
             if time.monotonic() - lag_at >= LAG_EVERY:
                 lag_at = time.monotonic()
                 self._refresh_lag()
+            if time.monotonic() - depth_at >= DLQ_DEPTH_EVERY:
+                depth_at = time.monotonic()
+                self._refresh_dlq_depth()
+
+    def _refresh_dlq_depth(self) -> None:
+        if self.retrier.dlq_topic is None:
+            return
+        try:
+            found = dlq.depth(self.retrier.settings)
+        except (KretryError, KafkaException) as exc:
+            log.debug("DLQ depth not refreshed", error=str(exc))  # a gauge: the next count will do
+            return
+        self.metrics.dlq_records.labels("total").set(found.total)
+        self.metrics.dlq_records.labels("pending").set(found.pending)
 
     def _refresh_lag(self) -> None:
         if self._admin is None:

@@ -6,7 +6,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from kretry import Message, Retrier, admin
+import pytest
+
+from kretry import Message, Retrier, admin, dlq
+from kretry import worker as worker_module
 from kretry.worker import LAG_EVERY
 from tests.integration.kit import committed, produce, unique, wait_until
 from tests.integration.workers import running
@@ -44,3 +47,24 @@ def test_the_lag_gauge_is_zero_after_a_drain_and_agrees_with_kretry_stats(bootst
         assert (lag(worker, topic, "main"), lag(worker, topic, "retry_1")) == (0, 0)
         stats = {s.stage: s.lag for s in admin.stats(retrier).stages}
     assert stats == {"main": 0, "retry_1": 0}
+
+
+def test_the_dlq_gauge_counts_pending_records_as_the_ledger_says(
+    bootstrap: str, new_topic: NewTopic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker_module, "DLQ_DEPTH_EVERY", 0.5)
+    topic = new_topic("depth")
+    retrier = Retrier(group_id=unique("svc"), bootstrap_servers=bootstrap, dlq_topic=unique("dlq"))
+    retrier.handler(topic, delays=[])(lambda msg: (_ for _ in ()).throw(RuntimeError("poison")))
+
+    def gauge(worker: object, state: str) -> float | None:
+        registry = worker.metrics.registry  # type: ignore[attr-defined]
+        value: float | None = registry.get_sample_value("kretry_dlq_records", {"state": state})
+        return value
+
+    with running(retrier) as worker:
+        produce(bootstrap, topic, [(f"k{i}".encode(), b"v", None) for i in range(3)])
+        wait_until(lambda: gauge(worker, "total") == 3 and gauge(worker, "pending") == 3, what="3 pending")
+        dlq.discard(retrier.settings, offsets=[(0, 0)])
+        wait_until(lambda: gauge(worker, "pending") == 2, what="one fewer pending after a discard")
+        assert gauge(worker, "total") == 3
