@@ -110,7 +110,7 @@ class Librdkafka:
         sys.stderr = self.stderr
         self._pipe = os.fdopen(read_fd, "rb")
         self._repeats = Repeats()
-        self._errors: collections.deque[str] = collections.deque(maxlen=1)
+        self._errors: collections.deque[str] = collections.deque(maxlen=16)
         self._synced = threading.Condition()
         self._seen_marks = 0
         self._marks = 0
@@ -156,9 +156,11 @@ class Librdkafka:
             self._synced.wait_for(lambda: self._seen_marks >= target, timeout)
 
     def last_error(self) -> str | None:
-        """librdkafka's latest error line (e.g. "... connecting to a PLAINTEXT broker listener?"), if any."""
+        """librdkafka's latest error line, if any; the latest with a hint when there is one (librdkafka asks them:
+        "... connecting to a PLAINTEXT broker listener?"), since a plain "Disconnected" often comes after it."""
         self.sync()
-        return self._errors[-1] if self._errors else None
+        hinted = [e for e in self._errors if _HINT.search(e)]
+        return hinted[-1] if hinted else (self._errors[-1] if self._errors else None)
 
     def close(self) -> None:
         """Hand descriptor 2 back: what librdkafka writes while the interpreter shuts down goes out unchanged."""
@@ -167,6 +169,7 @@ class Librdkafka:
 
 
 _MARK = "\x00kretry-log-sync"
+_HINT = re.compile(r"\?(\s*\(after [^)]*\))?$")  # "... listener? (after 2ms in state SSL_HANDSHAKE)"
 _captured: Librdkafka | None = None
 
 

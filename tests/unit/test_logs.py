@@ -44,3 +44,14 @@ def test_the_help_of_every_command_says_bad_arguments_exit_2(capsys: pytest.Capt
     with pytest.raises(SystemExit) as exited:
         cli.main(["dlq", "replay", "--count", "0"])
     assert exited.value.code == cli.EXIT_USAGE == 2
+
+
+def test_the_error_with_librdkafkas_hint_wins_over_a_later_plain_one() -> None:
+    from kretry.logs import _HINT
+
+    hinted = (
+        "ssl://b/bootstrap: SSL handshake failed: connecting to a PLAINTEXT broker listener? (after 2ms in state X)"
+    )
+    assert _HINT.search(hinted)
+    assert _HINT.search("is the broker up?")
+    assert not _HINT.search("ssl://b/bootstrap: Disconnected: SSL connection closed by peer (after 0ms in state X)")
