@@ -61,3 +61,28 @@ def with_error_cb(conf: Mapping[str, Any], own: ErrorCallback) -> dict[str, Any]
             log.warning("the error_cb of the kafka settings raised", error=f"{type(exc).__name__}: {exc}")
 
     return {**conf, "error_cb": both}
+
+
+# Called from a client's poll(): confluent-kafka re-raises what they raise there, out of whatever kretry was doing
+# (a stage's consume, the worker's own admin requests).
+GUARDED_KEYS = ("error_cb", "throttle_cb", "stats_cb", "on_commit")
+
+
+def guarded(conf: Mapping[str, Any]) -> dict[str, Any]:
+    """``conf`` whose user callbacks log what they raise instead of raising it into kretry's own calls."""
+    out = dict(conf)
+    for key in GUARDED_KEYS:
+        theirs = out.get(key)
+        if callable(theirs):
+            out[key] = _never_raising(key, theirs)
+    return out
+
+
+def _never_raising(key: str, theirs: Callable[..., Any]) -> Callable[..., None]:
+    def call(*args: Any) -> None:
+        try:
+            theirs(*args)
+        except Exception as exc:
+            log.warning(f"the {key} of the kafka settings raised", error=f"{type(exc).__name__}: {exc}")
+
+    return call

@@ -226,7 +226,7 @@ def _without(conf: Mapping[str, Any], prefixes: tuple[str, ...]) -> dict[str, An
 
 
 def common_conf(settings: Settings) -> dict[str, Any]:
-    return {"bootstrap.servers": settings.bootstrap_servers, **settings.kafka}
+    return callbacks.guarded({"bootstrap.servers": settings.bootstrap_servers, **settings.kafka})
 
 
 def admin_conf(settings: Settings) -> dict[str, Any]:

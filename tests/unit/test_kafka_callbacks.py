@@ -58,14 +58,26 @@ def test_callables_from_the_code_merge_with_the_environment(monkeypatch: pytest.
 
 
 def test_each_client_gets_only_its_own_callbacks() -> None:
+    calls: list[tuple[Any, ...]] = []
+
     def cb(*args: Any) -> None:
-        pass
+        calls.append(args)
 
     settings = config.load({"kafka": {"on_commit": cb, "on_delivery": cb, "stats_cb": cb}}, environ={})
     assert "on_delivery" not in config.consumer_conf(settings, "svc", main=True)
     assert "on_commit" not in config.producer_conf(settings)
     assert {"on_commit", "on_delivery"}.isdisjoint(config.admin_conf(settings))
-    assert config.admin_conf(settings)["stats_cb"] is cb
+    config.admin_conf(settings)["stats_cb"]("{}")
+    assert calls == [("{}",)]
+
+
+def test_a_user_callback_that_raises_never_raises_into_kretry() -> None:
+    def error_cb(err: Any) -> None:
+        raise RuntimeError("a user's bug")
+
+    settings = config.load({"kafka": {"error_cb": error_cb}}, environ={})
+    for conf in (config.admin_conf(settings), config.producer_conf(settings)):
+        conf["error_cb"]("an error")  # logged, not raised: poll() would re-raise it out of kretry's own calls
 
 
 def test_a_logger_is_accepted_for_logger() -> None:
