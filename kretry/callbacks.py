@@ -6,6 +6,7 @@ one. They reach every client kretry makes, and log lines show them as ``<callabl
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -83,6 +84,7 @@ def _never_raising(key: str, theirs: Callable[..., Any]) -> Callable[..., None]:
         try:
             theirs(*args)
         except Exception as exc:
-            log.warning(f"the {key} of the kafka settings raised", error=f"{type(exc).__name__}: {exc}")
+            with contextlib.suppress(Exception):  # not even a broken log stream may raise from here
+                log.warning(f"the {key} of the kafka settings raised", error=f"{type(exc).__name__}: {exc}")
 
     return call
