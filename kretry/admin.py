@@ -39,9 +39,9 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from kretry import config, dlq
 from kretry.errors import BrokerUnavailable, ConfigError, TopologyError
-from kretry.retrier import Retrier
+from kretry.retrier import HandlerSpec, Retrier
 from kretry.stage import stage_label
-from kretry.topology import TopicPlan, plan_topics
+from kretry.topology import TopicPlan, parse_retry_topic, plan_topics
 
 log = structlog.get_logger("kretry")
 
@@ -370,6 +370,24 @@ def shared_retry_topics(group_id: str, retry_topics: Iterable[str], groups: Iter
     return notes
 
 
+def stranded_retry_topics(handlers: Mapping[str, HandlerSpec], existing: Iterable[str]) -> list[str]:
+    """Pure: a note for each existing retry topic of a handler that no stage reads: its schedule has fewer tiers
+    now (equal delays in a row came to share one, or delays were dropped). Records still on it are never retried."""
+    counts = {topic: len(spec.tiers) for topic, spec in handlers.items()}
+    notes = []
+    for name in sorted(existing):
+        for topic, spec in handlers.items():
+            parsed = parse_retry_topic(name, spec.retry_pattern)
+            count = counts[topic]
+            if parsed is not None and parsed[0] == topic and parsed[1] > count:
+                tiers = f"{count} retry tier{'' if count == 1 else 's'}"
+                notes.append(
+                    f"{name}: no stage reads it, {topic} has {tiers}; records still on it are not retried "
+                    "(let the old schedule drain it first; delete it once it is empty)"
+                )
+    return notes
+
+
 @dataclass(frozen=True)
 class Check:
     problems: list[str]  # one line each; any of them fails `kretry topics check`
@@ -385,7 +403,8 @@ def check(retrier: Retrier) -> Check:
     for need in todo:
         found.extend(problems_of(need, cluster.width(need.name), configs.get(need.name, {})))
     retry_topics = [n.name for n in todo if n.role == "retry"]
-    return Check(found, shared_retry_topics(retrier.group_id, retry_topics, cluster.consumer_groups()))
+    notes = shared_retry_topics(retrier.group_id, retry_topics, cluster.consumer_groups())
+    return Check(found, notes + stranded_retry_topics(retrier.handlers, cluster.meta.topics))
 
 
 def create(retrier: Retrier) -> list[TopicNeed]:

@@ -10,7 +10,7 @@ import kretry
 from kretry import Message, Retrier
 from kretry import headers as hdr
 from kretry import testing as kt
-from kretry.admin import needs, planned, shared_tier_notes
+from kretry.admin import needs, planned, shared_tier_notes, stranded_retry_topics
 from kretry.forward import Outgoing
 from kretry.topology import DEFAULT_RETRY_PATTERN, Tier, attempt_topics, stage_attempt, stage_topics, tiers
 from tests.unit.stages import offline_stage
@@ -220,3 +220,16 @@ def test_run_ladder_loops_on_the_shared_topic() -> None:
     assert (ladder.fate, ladder.topic, ladder.waited) == ("dead_lettered", "dlq", 241.0)
     assert kt.outcome(retrier, "orders", RuntimeError(), attempt=3).topic == "orders_retry_2"
     assert kt.message(retrier, "orders", value=b"v", attempt=4).topic == "orders_retry_2"
+
+
+def test_check_notes_retry_topics_no_stage_reads_any_more() -> None:
+    r = retrier_with(["1s", "1m", "1m"])  # orders_retry_3 of the old schedule, one topic per attempt, is left over
+    r.handler("payments", delays=["1s"], retry_topic="{topic}.retry.{attempt}")(lambda msg: None)
+    existing = ["orders", "orders_retry_1", "orders_retry_2", "orders_retry_3", "payments.retry.2", "other_retry_9"]
+    assert stranded_retry_topics(r.handlers, existing) == [
+        "orders_retry_3: no stage reads it, orders has 2 retry tiers; records still on it are not retried "
+        "(let the old schedule drain it first; delete it once it is empty)",
+        "payments.retry.2: no stage reads it, payments has 1 retry tier; records still on it are not retried "
+        "(let the old schedule drain it first; delete it once it is empty)",
+    ]
+    assert stranded_retry_topics(r.handlers, ["orders_retry_1", "orders_retry_2", "payments.retry.1"]) == []
