@@ -233,3 +233,24 @@ def test_check_notes_retry_topics_no_stage_reads_any_more() -> None:
         "(let the old schedule drain it first; delete it once it is empty)",
     ]
     assert stranded_retry_topics(r.handlers, ["orders_retry_1", "orders_retry_2", "payments.retry.1"]) == []
+
+
+def test_an_async_handler_on_a_shared_tier_sees_each_records_own_attempt() -> None:
+    seen: list[tuple[bytes | None, int]] = []
+
+    async def handle(msg: Message) -> None:
+        seen.append((msg.raw_key, msg.attempt))
+
+    retrier = Retrier("svc", dlq_topic="dlq")
+    retrier.handler("orders", delays=[1.0] + [5.0] * 10)(handle)
+    spec = retrier.stages()[-1]
+    stage = offline_stage(spec)
+    records = [
+        kt.Record(spec.topic, b"v", key, [(hdr.ATTEMPT, carried)], offset=i)
+        for i, (key, carried) in enumerate([(b"a", b"4"), (b"b", b"11"), (b"c", b"2")])
+    ]
+    try:
+        assert stage._dispatch.call_batch(records) == [None, None, None]
+    finally:
+        stage._dispatch.close()  # the batch's event loop
+    assert sorted(seen) == [(b"a", 4), (b"b", 11), (b"c", 2)]
