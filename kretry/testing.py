@@ -175,7 +175,7 @@ def message(
 
 @dataclass(frozen=True)
 class Outcome:
-    """Where a failure sends a record: ``fate`` "retried" (to ``topic``, tier ``tier``, due in ``delay`` seconds),
+    """Where a failure sends a record: ``fate`` "retried" (to ``topic``, at attempt ``tier``, due in ``delay`` seconds),
     "dead_lettered" (to the DLQ ``topic``), "dropped" or "stopped"; ``reason`` why it left the retry path
     ("exhausted", "non-retryable", "deserialization", "max-age"; "" when retried)."""
 
