@@ -39,7 +39,7 @@ def exactly_once_kill_9(bootstrap: str, work: Path, out: Outcome) -> None:
 
 
 def exactly_once_rebalance(bootstrap: str, work: Path, out: Outcome) -> None:
-    run = Run(bootstrap, work, delays="500ms,500ms", exactly_once=True)
+    run = Run(bootstrap, work, delays="500ms,600ms", exactly_once=True)  # two tiers, as wanted below
     create_topics(bootstrap, [run.topic], PARTITIONS)
     records = traffic(20_000)
     first = run.start("a")

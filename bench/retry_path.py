@@ -72,7 +72,7 @@ def kretry_rate(count: int, *, exactly_once: bool = False, committed: bool = Fal
     clock = Clock()
     retrier = Retrier(group_id=unique("rkretry"), dlq_topic=names[-1], exactly_once=exactly_once)
 
-    @retrier.handler(names[0], delays=["0s", "0s"])
+    @retrier.handler(names[0], delays=["0s", "1ms"])  # two retry topics: equal delays would share one
     def handle(msg: Message) -> None:
         if msg.attempt == 0 and clock.first is None:
             clock.tick()

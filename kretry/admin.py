@@ -39,9 +39,9 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from kretry import config, dlq
 from kretry.errors import BrokerUnavailable, ConfigError, TopologyError
-from kretry.retrier import Retrier
+from kretry.retrier import HandlerSpec, Retrier
 from kretry.stage import stage_label
-from kretry.topology import TopicPlan, plan_topics
+from kretry.topology import TopicPlan, parse_retry_topic, plan_topics
 
 log = structlog.get_logger("kretry")
 
@@ -115,7 +115,7 @@ def needs(
     delays = {s.topic: s.delay for s in retrier.stages()}
     plans: list[TopicPlan] = plan_topics(
         main_partitions,
-        {t: s.policy.retries for t, s in handlers.items()},
+        {t: len(s.tiers) for t, s in handlers.items()},
         {t: s.retry_pattern for t, s in handlers.items()},
         retrier.dlq_topic,
     )
@@ -288,6 +288,7 @@ class Planned:
     partitions: int | None  # None: as wide as a main topic that does not exist yet
     delay_s: float | None = None  # a retry tier's delay; None for the other roles
     jitter: float = 0.0
+    attempts: tuple[int, int] | None = None  # a retry tier's first and last attempt; None for the other roles
 
     @property
     def delay(self) -> str | None:
@@ -297,7 +298,14 @@ class Planned:
         return human_ms(round(self.delay_s * 1000)) + (f"±{self.jitter * 100:g}%" if self.jitter else "")
 
     def to_json(self) -> dict[str, Any]:
-        return {**self.need.to_json(), "partitions": self.partitions, "delay_s": self.delay_s}
+        first, last = self.attempts or (None, None)
+        return {
+            **self.need.to_json(),
+            "partitions": self.partitions,
+            "delay_s": self.delay_s,
+            "first_attempt": first,
+            "last_attempt": last,
+        }
 
 
 def planned(
@@ -305,16 +313,28 @@ def planned(
     delays: Mapping[str, tuple[float, float]],
     missing: Iterable[str],
     partitions: int | None,
+    attempts: Mapping[str, tuple[int, int]] | None = None,
 ) -> list[Planned]:
-    """Pure: the plan's rows. ``delays`` maps a retry topic to (delay, jitter); a topic as wide as a ``missing``
-    main topic (itself, its retry topics, the DLQ) has an unknown width unless ``partitions`` stands in for it."""
+    """Pure: the plan's rows. ``delays`` maps a retry topic to (delay, jitter), ``attempts`` to its first and last
+    attempt; a topic as wide as a ``missing`` main topic (itself, its retry topics, the DLQ) has an unknown width
+    unless ``partitions`` stands in for it."""
     absent = set(missing)
     rows = []
     for n in all_needs:
         unknown = partitions is None and (n.source in absent or (n.role == "dlq" and bool(absent)))
         delay, jitter = delays.get(n.name, (None, 0.0))
-        rows.append(Planned(n, None if unknown else n.partitions, delay, jitter))
+        rows.append(Planned(n, None if unknown else n.partitions, delay, jitter, (attempts or {}).get(n.name)))
     return rows
+
+
+def shared_tier_notes(rows: Iterable[Planned]) -> list[str]:
+    """Pure: a note for each retry topic that several attempts share (equal delays in a row)."""
+    return [
+        f"{r.need.name}: attempts {r.attempts[0]}-{r.attempts[1]} share this topic, {r.delay} apart "
+        "(equal delays in a row are one tier; each record carries its attempt in kretry-attempt)"
+        for r in rows
+        if r.attempts is not None and r.attempts[1] > r.attempts[0]
+    ]
 
 
 def plan(retrier: Retrier, partitions: int | None = None) -> tuple[list[Planned], list[str]]:
@@ -324,13 +344,16 @@ def plan(retrier: Retrier, partitions: int | None = None) -> tuple[list[Planned]
     widths = {t: cluster.width(t) for t in retrier.handlers}
     missing = [t for t, w in widths.items() if w is None]
     assumed = {t: (partitions or 1) if w is None else w for t, w in widths.items()}
-    delays = {s.topic: (s.delay, s.handler.policy.jitter) for s in retrier.stages() if s.attempt}
+    retries = [s for s in retrier.stages() if s.attempt]
+    delays = {s.topic: (s.delay, s.handler.policy.jitter) for s in retries}
+    attempts = {s.topic: (s.attempt, s.last_attempt) for s in retries}
     sizes = cluster.max_bytes([t for t in widths if t not in missing])
     how = "? is as wide as it will be (--partitions N plans with N)"
     if partitions is not None:
         how = f"planned {partitions} partitions wide (--partitions)"
     notes = [f"main topic {t} does not exist yet; {how}" for t in missing]
-    return planned(needs(retrier, assumed, sizes), delays, missing, partitions), notes
+    rows = planned(needs(retrier, assumed, sizes), delays, missing, partitions, attempts)
+    return rows, notes + shared_tier_notes(rows)
 
 
 def shared_retry_topics(group_id: str, retry_topics: Iterable[str], groups: Iterable[str]) -> list[str]:
@@ -343,6 +366,24 @@ def shared_retry_topics(group_id: str, retry_topics: Iterable[str], groups: Iter
                 notes.append(
                     f"{topic}: also consumed by group {other} ({group}); each service handles only its own "
                     "records, but they share the topic's retention and partitions"
+                )
+    return notes
+
+
+def stranded_retry_topics(handlers: Mapping[str, HandlerSpec], existing: Iterable[str]) -> list[str]:
+    """Pure: a note for each existing retry topic of a handler that no stage reads: its schedule has fewer tiers
+    now (equal delays in a row came to share one, or delays were dropped). Records still on it are never retried."""
+    counts = {topic: len(spec.tiers) for topic, spec in handlers.items()}
+    notes = []
+    for name in sorted(existing):
+        for topic, spec in handlers.items():
+            parsed = parse_retry_topic(name, spec.retry_pattern)
+            count = counts[topic]
+            if parsed is not None and parsed[0] == topic and parsed[1] > count:
+                tiers = f"{count} retry tier{'' if count == 1 else 's'}"
+                notes.append(
+                    f"{name}: no stage reads it, {topic} has {tiers}; records still on it are not retried "
+                    "(let the old schedule drain it first; delete it once it is empty)"
                 )
     return notes
 
@@ -362,7 +403,8 @@ def check(retrier: Retrier) -> Check:
     for need in todo:
         found.extend(problems_of(need, cluster.width(need.name), configs.get(need.name, {})))
     retry_topics = [n.name for n in todo if n.role == "retry"]
-    return Check(found, shared_retry_topics(retrier.group_id, retry_topics, cluster.consumer_groups()))
+    notes = shared_retry_topics(retrier.group_id, retry_topics, cluster.consumer_groups())
+    return Check(found, notes + stranded_retry_topics(retrier.handlers, cluster.meta.topics))
 
 
 def create(retrier: Retrier) -> list[TopicNeed]:
@@ -422,11 +464,11 @@ def stats(retrier: Retrier, now: float | None = None) -> Stats:
         for spec in retrier.stages():
             width = cluster.width(spec.topic)
             if width is None:
-                out.append(StageStats(spec.handler.topic, stage_label(spec.attempt), spec.group, 0, None))
+                out.append(StageStats(spec.handler.topic, stage_label(spec.number), spec.group, 0, None))
                 continue
             lag, oldest = _stage_lag(settings, reader, spec.group, spec.topic, width)
             age = None if oldest is None else max(0.0, now - oldest / 1000.0)
-            out.append(StageStats(spec.handler.topic, stage_label(spec.attempt), spec.group, lag, age))
+            out.append(StageStats(spec.handler.topic, stage_label(spec.number), spec.group, lag, age))
         depth = None
         dlq_width = cluster.width(retrier.dlq_topic) if retrier.dlq_topic else None
         if retrier.dlq_topic and dlq_width is not None:

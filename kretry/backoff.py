@@ -11,10 +11,14 @@ from dataclasses import dataclass
 
 from kretry.durations import Duration, parse_duration
 from kretry.errors import ConfigError
+from kretry.topology import tiers
 
 # Each tier is a topic, a consumer group and a thread: beyond this many a delay list is a mistake, not a policy.
 # Fifty tiers of exponential backoff from 1 s already span longer than any Kafka retention.
-MAX_RETRIES = 50
+MAX_TIERS = 50
+# Consecutive equal delays share one tier (topology.tiers), so retries cost no topic each: a capped exponential
+# tail may retry for a long time. Beyond this many, a record belongs in the DLQ and a person's hands.
+MAX_RETRIES = 1000
 # kretry-due-at is in milliseconds: a delay finer than that cannot be honoured.
 PRECISION = 0.001
 # The longest tier delay: a retry topic keeps records twice its delay, in retention.ms, a Java long the broker
@@ -42,7 +46,13 @@ def _jitter(jitter: float, what: str) -> float:
 
 def checked(delays: tuple[float, ...], what: str) -> tuple[float, ...]:
     if len(delays) > MAX_RETRIES:
-        raise ConfigError(f"{what}: {len(delays)} retry tiers; at most {MAX_RETRIES}")
+        raise ConfigError(f"{what}: {len(delays)} retries; at most {MAX_RETRIES}")
+    count = len(tiers(delays))
+    if count > MAX_TIERS:
+        raise ConfigError(
+            f"{what}: {count} retry tiers; at most {MAX_TIERS} (each distinct delay in a row is a topic; "
+            "repeat a delay to retry more often without more topics)"
+        )
     for i, delay in enumerate(delays):
         if 0 < delay < PRECISION:
             raise ConfigError(f"{what}: delays[{i}] = {delay}s is below kretry's precision of 1 ms")

@@ -74,11 +74,18 @@ def build_message(spec: HandlerSpec, attempt: int, raw: Any) -> Message:
 
 class Dispatcher:
     def __init__(
-        self, spec: HandlerSpec, attempt: int, stopping: threading.Event, observe: Callable[[float], None]
+        self,
+        spec: HandlerSpec,
+        attempt: int,
+        stopping: threading.Event,
+        observe: Callable[[float], None],
+        attempt_of: Callable[[Any], int] | None = None,
     ) -> None:
         self.spec = spec
         self._observe = observe  # seconds spent in the handler, every try of a record together
         self.attempt = attempt
+        # A shared tier's records are at different attempts: each one's is read from the record itself.
+        self._attempt_of = attempt_of
         self._stopping = stopping
         self._batched = spec.is_async
         self._plain = spec.value_deserializer is None and spec.key_deserializer is None
@@ -86,7 +93,10 @@ class Dispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def message(self, raw: Any) -> Message:
-        return build_message(self.spec, self.attempt, raw)
+        return build_message(self.spec, self._attempt(raw), raw)
+
+    def _attempt(self, raw: Any) -> int:
+        return self.attempt if self._attempt_of is None else self._attempt_of(raw)
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
@@ -126,7 +136,7 @@ class Dispatcher:
         # The per-record path of every sync stage: the common case (no deserializer, no local retries) first.
         spec = self.spec
         try:
-            msg = Message(raw, self.attempt, spec.topic) if self._plain else self.message(raw)
+            msg = Message(raw, self._attempt(raw), spec.topic) if self._plain else self.message(raw)
         except DeserializationError as exc:
             return exc
         started = perf_counter()

@@ -128,6 +128,16 @@ def due_and_group(headers: RawHeaders) -> tuple[int | None, str | None]:
     )
 
 
+def attempt_of(headers: RawHeaders) -> int | None:
+    """``kretry-attempt`` only (the last one wins, as in :func:`split`): what a shared tier's stage reads of every
+    record it hands to the handler."""
+    found = None
+    for name, value in headers or ():
+        if name == ATTEMPT:
+            found = value
+    return None if found is None else _int({ATTEMPT: found}, ATTEMPT)
+
+
 def read(ours: dict[str, bytes]) -> State:
     return State(
         origin_topic=_text(ours, ORIGIN_TOPIC) or None,

@@ -50,7 +50,9 @@ class Policy:
 @dataclass(frozen=True)
 class Decision:
     action: Action
-    tier: int  # the retry tier the record goes to; 0 when it leaves the retry path
+    # The attempt the record is retried at (its topic: topology.attempt_topics[tier], one per tier of equal delays);
+    # 0 when it leaves the retry path.
+    tier: int
     delay: float  # seconds until the next tier may handle it
     reason: str  # why it left the retry path ("" when retried)
 

@@ -16,9 +16,12 @@ from kretry.policy import ExceptionTypes, Exhausted, Policy
 from kretry.serde import Deserializer
 from kretry.topology import (
     DEFAULT_RETRY_PATTERN,
+    Tier,
+    attempt_topics,
     check_collisions,
     stage_group,
     stage_topics,
+    tiers,
     validate_pattern,
     validate_topic_name,
 )
@@ -66,19 +69,48 @@ class HandlerSpec:
         return inspect.iscoroutinefunction(self.func) or inspect.iscoroutinefunction(inner)
 
     @property
+    def tiers(self) -> list[Tier]:
+        return tiers(self.policy.delays)
+
+    @property
     def stage_topics(self) -> list[str]:
-        return stage_topics(self.topic, self.policy.retries, self.retry_pattern)
+        """The main topic, then one retry topic per tier."""
+        return stage_topics(self.topic, len(self.tiers), self.retry_pattern)
+
+    @property
+    def attempt_topics(self) -> list[str]:
+        """The topic of every attempt, indexed by attempt (equal delays in a row share one)."""
+        return attempt_topics(self.topic, self.policy.delays, self.retry_pattern)
 
 
 @dataclass(frozen=True)
 class StageSpec:
-    """One consume loop: the main topic (attempt 0) or its retry topic n, with the delay records wait there."""
+    """One consume loop: the main topic (attempt 0) or its retry topic n, with the delay records wait there.
+
+    ``attempt`` is the first attempt it handles; a tier of equal delays handles up to ``last`` on one topic, each
+    record's own attempt read from its ``kretry-attempt``.
+    """
 
     handler: HandlerSpec
     attempt: int
     topic: str
     group: str
     delay: float
+    last: int | None = None  # None: the stage handles ``attempt`` only
+    tier: int | None = None  # n of its topic ``<T>_retry_<n>``; None: its attempt, as when every tier has one
+
+    @property
+    def last_attempt(self) -> int:
+        return self.attempt if self.last is None else self.last
+
+    @property
+    def shared(self) -> bool:
+        return self.last_attempt > self.attempt
+
+    @property
+    def number(self) -> int:
+        """0 for the main stage, n for retry topic n: what its metrics and logs call it (``retry_<n>``)."""
+        return self.attempt if self.tier is None else self.tier
 
 
 def parse_delays(delays: Iterable[Duration] | Backoff, *, topic: str) -> Backoff:
@@ -253,7 +285,7 @@ class Retrier:
                 )
             candidate = {**self._handlers, topic: spec}
             check_collisions(
-                {t: s.policy.retries for t, s in candidate.items()},
+                {t: len(s.tiers) for t, s in candidate.items()},
                 {t: s.retry_pattern for t, s in candidate.items()},
                 self.dlq_topic,
             )
@@ -263,13 +295,14 @@ class Retrier:
         return register
 
     def stages(self) -> list[StageSpec]:
-        """Every consume loop this retrier runs, main stages first."""
+        """Every consume loop this retrier runs, main stages first: one per retry tier, not per attempt."""
         stages = []
         for spec in self._handlers.values():
-            for attempt, name in enumerate(spec.stage_topics):
-                delay = spec.policy.delays[attempt - 1] if attempt else 0.0
-                stages.append(StageSpec(spec, attempt, name, stage_group(self.group_id, name, attempt), delay))
-        return sorted(stages, key=lambda s: s.attempt)
+            stages.append(StageSpec(spec, 0, spec.topic, stage_group(self.group_id, spec.topic, 0), 0.0, 0, 0))
+            for tier, name in zip(spec.tiers, spec.stage_topics[1:], strict=True):
+                group = stage_group(self.group_id, name, tier.first)
+                stages.append(StageSpec(spec, tier.first, name, group, tier.delay, tier.last, tier.number))
+        return sorted(stages, key=lambda s: s.number)
 
     def __repr__(self) -> str:
         return f"Retrier(group_id={self.group_id!r}, topics={list(self._handlers)}, dlq_topic={self.dlq_topic!r})"

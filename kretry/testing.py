@@ -96,7 +96,7 @@ def _spec(handler: HandlerSpec | Retrier, topic: str | None) -> HandlerSpec:
 def _stage_topic(spec: HandlerSpec, attempt: int) -> str:
     if isinstance(attempt, bool) or not isinstance(attempt, int) or not 0 <= attempt <= spec.policy.retries:
         raise ConfigError(f"handler {spec.topic!r}: attempt must be from 0 to {spec.policy.retries}, got {attempt!r}")
-    return spec.stage_topics[attempt]
+    return spec.attempt_topics[attempt]
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,7 @@ def message(
 
 @dataclass(frozen=True)
 class Outcome:
-    """Where a failure sends a record: ``fate`` "retried" (to ``topic``, tier ``tier``, due in ``delay`` seconds),
+    """Where a failure sends a record: ``fate`` "retried" (to ``topic``, at attempt ``tier``, due in ``delay`` seconds),
     "dead_lettered" (to the DLQ ``topic``), "dropped" or "stopped"; ``reason`` why it left the retry path
     ("exhausted", "non-retryable", "deserialization", "max-age"; "" when retried)."""
 
@@ -188,7 +188,7 @@ class Outcome:
 
 def _outcome(spec: HandlerSpec, dlq_topic: str | None, decision: Decision) -> Outcome:
     fate = _FATES[decision.action]
-    topic = {"retried": spec.stage_topics[decision.tier], "dead_lettered": dlq_topic}.get(fate)
+    topic = {"retried": spec.attempt_topics[decision.tier], "dead_lettered": dlq_topic}.get(fate)
     return Outcome(fate, topic, decision.tier, decision.delay, decision.reason)
 
 
@@ -268,9 +268,10 @@ def run_ladder(
     dispatcher = Dispatcher(spec, 0, threading.Event(), lambda _seconds: None)
     tries: list[Try] = []
     attempt, error, waited = 0, "", 0.0
+    topics = spec.attempt_topics
     try:
         while True:
-            here = record.at(spec.stage_topics[attempt], attempt, group=retrier.group_id, error=error, waited=waited)
+            here = record.at(topics[attempt], attempt, group=retrier.group_id, error=error, waited=waited)
             stage, failure = _tries_at(dispatcher, spec, attempt, here)
             waited += sum(t.delay for t in stage)
             if failure is None:

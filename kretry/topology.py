@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from kretry.errors import ConfigError
 
@@ -59,9 +59,57 @@ def parse_retry_topic(name: str, pattern: str = DEFAULT_RETRY_PATTERN) -> tuple[
     return match.group("topic"), int(match.group("attempt"))
 
 
-def stage_topics(topic: str, retries: int, pattern: str = DEFAULT_RETRY_PATTERN) -> list[str]:
-    """The topic of each stage, main first: ``[T, T_retry_1, ..., T_retry_N]``."""
-    return [topic] + [retry_topic(topic, n, pattern) for n in range(1, retries + 1)]
+def stage_topics(topic: str, tiers: int, pattern: str = DEFAULT_RETRY_PATTERN) -> list[str]:
+    """The topic of each stage, main first: ``[T, T_retry_1, ..., T_retry_N]`` for N retry tiers."""
+    return [topic] + [retry_topic(topic, n, pattern) for n in range(1, tiers + 1)]
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One retry topic and its stage: ``<T>_retry_<number>`` handles attempts ``first`` to ``last``, each after
+    waiting ``delay`` seconds there. Attempts count the tries made before (0: the main topic)."""
+
+    number: int
+    first: int
+    last: int
+    delay: float
+
+    @property
+    def shared(self) -> bool:
+        """More than one attempt loops on this topic, each carrying its number in ``kretry-attempt``."""
+        return self.last > self.first
+
+
+def tiers(delays: Sequence[float]) -> list[Tier]:
+    """The retry tiers of a delay schedule: consecutive equal delays share one tier (Spring Kafka's single-topic
+    reuse), so that ``["1s", "10s"] + ["1m"] * 100`` needs three topics and three consumers, not a hundred and two.
+    A schedule without repeats has one tier per delay: exactly the topics it always had."""
+    out: list[Tier] = []
+    for attempt, delay in enumerate(delays, start=1):
+        if out and out[-1].delay == delay:
+            out[-1] = replace(out[-1], last=attempt)
+        else:
+            out.append(Tier(len(out) + 1, attempt, attempt, delay))
+    return out
+
+
+def attempt_topics(topic: str, delays: Sequence[float], pattern: str = DEFAULT_RETRY_PATTERN) -> list[str]:
+    """The topic each attempt is handled on, indexed by attempt: ``[T, T_retry_1, T_retry_2, T_retry_2]`` for
+    ``delays=[1, 5, 5]``. Where a failed attempt n goes is entry n + 1: its own topic again within a shared tier."""
+    out = [topic]
+    for tier in tiers(delays):
+        out.extend([retry_topic(topic, tier.number, pattern)] * (tier.last - tier.first + 1))
+    return out
+
+
+def stage_attempt(first: int, last: int, carried: int | None) -> int:
+    """The attempt a record on the topic of attempts ``first``..``last`` is at, from its ``kretry-attempt`` (the
+    attempts made so far, ``carried``). A tier of one attempt needs no header, as before tiers were shared. Absent
+    or unreadable, the tier's first attempt: the record is retried at least as often as its schedule says, never
+    less. Beyond the tier (the schedule shortened while records waited), its last: it has made that many."""
+    if carried is None:
+        return first
+    return min(max(carried, first), last)
 
 
 def stage_group(group_id: str, stage_topic: str, attempt: int) -> str:

@@ -29,7 +29,7 @@ from kretry.retrier import StageSpec
 from kretry.stage import txn
 from kretry.stage.failure import instead
 from kretry.stage.tally import Tally
-from kretry.topology import retry_topic
+from kretry.topology import stage_attempt
 
 log = structlog.get_logger("kretry")
 
@@ -76,7 +76,7 @@ class Stage:
         self._txn_committed: dict[int, int] = {}  # partition -> the offset this stage's last transaction committed
         self._flood = flood
         self._flood_generation = 0
-        self.label = stage_label(spec.attempt)
+        self.label = stage_label(spec.number)
         self.base = spec.handler.topic
         self._policy = spec.handler.policy
         self._dlq = dlq_topic
@@ -106,8 +106,10 @@ class Stage:
         self._poll_budget = float(consumer_conf.get("max.poll.interval.ms", MAX_POLL_INTERVAL_MS)) / 1000.0
         self.recreated = threading.Event()  # set by the worker once it created this stage's topic again
         self._polled_at = time.monotonic()
-        self._next_topic = retry_topic(self.base, spec.attempt + 1, spec.handler.retry_pattern)
-        self._dispatch = Dispatcher(spec.handler, spec.attempt, stopping, stats.handler.observe)
+        # Indexed by attempt: where a failure goes next, this stage's own topic again within a shared tier.
+        self._topics = spec.handler.attempt_topics
+        attempt_of = self._record_attempt if spec.shared else None
+        self._dispatch = Dispatcher(spec.handler, spec.attempt, stopping, stats.handler.observe, attempt_of)
         self._batched = spec.handler.is_async
         self._m_errors = metrics.kafka_errors
         self._m_lag = metrics.lag.labels(*labels)
@@ -381,11 +383,12 @@ class Stage:
         here = hdr.Origin(self.base, msg.partition(), msg.offset(), msg.timestamp()[1])
         origin = hdr.origin_of(state, here) if self.spec.attempt else here
         now = self._clock()
-        decision = decide(self._policy, self.spec.attempt, exc, age=now - origin.timestamp / 1000.0)
+        attempt = stage_attempt(self.spec.attempt, self.spec.last_attempt, state.attempt)
+        decision = decide(self._policy, attempt, exc, age=now - origin.timestamp / 1000.0)
         error = hdr.describe_error(exc)
         offset = msg.offset()
         # "attempt" as the forwarded record's kretry-attempt says it: the attempts made so far.
-        where = {"partition": msg.partition(), "offset": offset, "attempt": self.spec.attempt + 1, "error": error}
+        where = {"partition": msg.partition(), "offset": offset, "attempt": attempt + 1, "error": error}
         if decision.action is Action.DROP:
             self._log.warning("record dropped", reason=decision.reason, **where)
             tracker.done_now(offset)
@@ -398,7 +401,7 @@ class Stage:
             return
         trace = None
         if decision.action is Action.RETRY:
-            target = self._next_topic
+            target = self._topics[decision.tier]
             due_at: int | None = int((now + decision.delay) * 1000)
             self.stats.retried += 1
             if self._retries_log.add(time.monotonic(), where):
@@ -422,7 +425,7 @@ class Stage:
             headers=hdr.build(
                 user,
                 origin=origin,
-                attempt=self.spec.attempt + 1,
+                attempt=attempt + 1,
                 error=error,
                 group=self._group,
                 due_at=due_at,
@@ -441,6 +444,10 @@ class Stage:
                 self._dead_lettered(delivered, origin_at, _key(msg), where)
 
         forwarder.send(out, done)
+
+    def _record_attempt(self, msg: Any) -> int:
+        """The attempt a record of this shared tier is at, as its kretry-attempt says."""
+        return stage_attempt(self.spec.attempt, self.spec.last_attempt, hdr.attempt_of(msg.headers()))
 
     def _dead_lettered(self, delivered: Any, origin: str, key: str | None, where: dict[str, Any]) -> None:
         """Logged once the DLQ acknowledged it, so the line names the position ``dlq replay --offset`` takes."""

@@ -40,7 +40,7 @@ def test_every_copy_once_in_each_tier_and_the_dlq(bootstrap: str, new_topic: New
     dlq = retrier.dlq_topic or ""
     seen: Counter[tuple[str, int]] = Counter()
 
-    @retrier.handler(topic, delays=["0s", "0s"])
+    @retrier.handler(topic, delays=["0s", "1ms"])  # two tiers: equal delays would share one
     def handle(msg: Message) -> None:
         value = (msg.value or b"").decode()
         seen[(value, msg.attempt)] += 1
@@ -77,7 +77,7 @@ def test_killed_mid_transaction_leaves_no_copy_and_restart_writes_each_once(
         "APP_DLQ": unique("dlq"),
         "APP_TOPICS": topic,
         "APP_LEDGER": str(ledger),
-        "APP_DELAYS": "0s,0s",
+        "APP_DELAYS": "0s,1ms",
         "APP_SLOW": "60",
     }
     # One batch: twenty records forwarded inside the open transaction, then a handler that takes a minute.

@@ -52,7 +52,7 @@ def test_non_retryable_goes_to_the_dlq_at_once(bootstrap: str, new_topic: NewTop
     topic = new_topic("nonretry")
     retrier = make(bootstrap)
 
-    @retrier.handler(topic, delays=["1s", "1s"], dead_letter_on=(KeyError,))
+    @retrier.handler(topic, delays=["1s", "2s"], dead_letter_on=(KeyError,))
     def handle(msg: Message) -> None:
         if msg.value == b"bad-data":
             raise ValueError("unparseable order") from NonRetryable("schema mismatch")
@@ -250,7 +250,7 @@ def test_a_custom_retry_topic_pattern(bootstrap: str, new_topic: NewTopic) -> No
     retrier = make(bootstrap)
     seen: list[str] = []
 
-    @retrier.handler(topic, delays=[0, 0], retry_topic="{topic}.retry.{attempt}")
+    @retrier.handler(topic, delays=[0, "1ms"], retry_topic="{topic}.retry.{attempt}")
     def handle(msg: Message) -> None:
         seen.append(msg.topic)
         raise RuntimeError("again")

@@ -28,7 +28,7 @@ def ledger(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in complete_lines(path) if line.strip()]
 
 
-def app_env(bootstrap: str, topics: list[str], ledger_path: Path, delays: str = "200ms,200ms") -> dict[str, str]:
+def app_env(bootstrap: str, topics: list[str], ledger_path: Path, delays: str = "200ms,300ms") -> dict[str, str]:
     return {
         "KRETRY_BOOTSTRAP_SERVERS": bootstrap,
         "APP_GROUP": unique("svc"),

@@ -56,7 +56,7 @@ def test_failure_walks_every_tier_then_dlq_byte_identical(bootstrap: str, new_to
     seen: list[tuple[int, str, int]] = []
     user_headers = [("trace-id", b"t-1"), ("trace-id", b"t-2"), ("blob", b"\x00\xff\xfe"), ("empty", b"")]
 
-    @retrier.handler(topic, delays=[0, "0s"])
+    @retrier.handler(topic, delays=[0, "1ms"])  # two delays, two tiers: equal ones would share one
     def handle(msg: Message) -> None:
         seen.append((msg.attempt, msg.topic, msg.partition))
         assert msg.headers == user_headers  # kretry's own headers stay hidden from the handler
@@ -260,7 +260,7 @@ def test_retry_topics_and_dlq_are_created_as_wide_as_needed(
 
     topic = new_topic("wide", partitions=partitions)
     retrier = make_retrier(bootstrap)
-    retrier.handler(topic, delays=["1s", "1s"])(lambda msg: None)
+    retrier.handler(topic, delays=["1s", "2s"])(lambda msg: None)
 
     with running(retrier):
         pass

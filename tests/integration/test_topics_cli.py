@@ -126,6 +126,41 @@ def test_plan_works_before_the_main_topics_exist(bootstrap: str, new_topic: NewT
     assert widths == {there: 2, absent: 6, f"{there}_retry_1": 2, f"{absent}_retry_1": 6, dlq: 6, f"{dlq}.replayed": 1}
 
 
+def test_plan_shows_a_shared_tier_and_check_notes_a_topic_no_stage_reads(
+    bootstrap: str, new_topic: NewTopic, tmp_path: Path
+) -> None:
+    topic = new_topic("tail", partitions=2)
+    env = app_env(bootstrap, [topic], tmp_path / "l", delays="1s,1m,1m,1m")
+    dlq = env["APP_DLQ"]
+    code, out, err = kretry(env, "topics", "plan", APP)
+    assert code == 0, err
+    assert [line.split() for line in out.splitlines()[:6]] == [
+        ["TOPIC", "ROLE", "PARTITIONS", "DELAY", "RETENTION", "AT", "LEAST", "CLEANUP"],
+        [topic, "main", "2", "-", "-", "-", "-"],
+        [f"{topic}_retry_1", "retry", "2", "1s", "7d", "1d", "delete"],
+        [f"{topic}_retry_2", "retry", "2", "1m", "7d", "1d", "delete"],  # attempts 2 to 4: one topic
+        [dlq, "dlq", "2", "-", "14d", "7d", "delete"],
+        [f"{dlq}.replayed", "ledger", "1", "-", "-", "-", "compact"],
+    ]
+    assert out.splitlines()[6:] == [
+        f"note: {topic}_retry_2: attempts 2-4 share this topic, 1m apart (equal delays in a row are one tier; each "
+        "record carries its attempt in kretry-attempt)"
+    ]
+    code, out, _ = kretry(env, "topics", "plan", APP, "--json")
+    shared = json.loads(out.splitlines()[2])
+    assert (shared["name"], shared["first_attempt"], shared["last_attempt"]) == (f"{topic}_retry_2", 2, 4)
+
+    create_topics(bootstrap, [f"{topic}_retry_3"], partitions=2)  # left by a schedule of one topic per attempt
+    assert kretry(env, "topics", "create", APP)[0] == 0
+    code, out, _ = kretry(env, "topics", "check", APP)
+    assert code == 0
+    assert out.splitlines() == [
+        f"note: {topic}_retry_3: no stage reads it, {topic} has 2 retry tiers; records still on it are not retried "
+        "(let the old schedule drain it first; delete it once it is empty)",
+        "ok: every retry topic, the DLQ and its ledger are as kretry needs them",
+    ]
+
+
 def test_stats_shows_lag_age_and_dlq_depth(bootstrap: str, new_topic: NewTopic, tmp_path: Path) -> None:
     topic = new_topic("stats", partitions=2)
     env = app_env(bootstrap, [topic], tmp_path / "l", delays="1s")

@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from kretry.backoff import MAX_RETRIES
+from kretry.backoff import MAX_RETRIES, MAX_TIERS
 from kretry.errors import ConfigError, DurationError, NonRetryable
 from kretry.policy import Policy
 from kretry.retrier import Retrier
@@ -70,7 +70,9 @@ def test_duplicate_topic() -> None:
         ([True], DurationError, r"handler 'orders': delays\[0\]"),
         ("5s", ConfigError, "delays must be a list"),
         (5, ConfigError, "delays must be a list"),
-        ([1] * (MAX_RETRIES + 1), ConfigError, f"{MAX_RETRIES + 1} retry tiers; at most {MAX_RETRIES}"),
+        ([1] * (MAX_RETRIES + 1), ConfigError, f"{MAX_RETRIES + 1} retries; at most {MAX_RETRIES}"),
+        (list(range(1, MAX_TIERS + 2)), ConfigError, f"{MAX_TIERS + 1} retry tiers; at most {MAX_TIERS}"),
+        ([1, 2] * (MAX_TIERS // 2 + 1), ConfigError, f"{MAX_TIERS + 2} retry tiers; at most {MAX_TIERS}"),
     ],
 )
 def test_bad_delays(delays: Any, error: type[Exception], message: str) -> None:
@@ -82,6 +84,9 @@ def test_max_retries_tiers_allowed() -> None:
     r = Retrier("svc")
     r.handler("orders", delays=[1] * MAX_RETRIES)(handle)
     assert r.handlers["orders"].policy.retries == MAX_RETRIES
+    assert [s.topic for s in r.stages()] == ["orders", "orders_retry_1"]  # equal delays: one tier
+    r.handler("payments", delays=list(range(1, MAX_TIERS + 1)))(handle)
+    assert len(r.handlers["payments"].stage_topics) == MAX_TIERS + 1
 
 
 @pytest.mark.parametrize(
@@ -164,9 +169,10 @@ def test_name_clash_is_refused_and_not_registered(
     first: tuple[str, int], second: tuple[str, int], message: str
 ) -> None:
     r = Retrier("svc")
-    r.handler(first[0], delays=[1] * first[1])(handle)
+    # Distinct delays: one retry topic per retry (equal delays in a row would share one).
+    r.handler(first[0], delays=list(range(1, first[1] + 1)))(handle)
     with pytest.raises(ConfigError, match=message):
-        r.handler(second[0], delays=[1] * second[1])(handle)
+        r.handler(second[0], delays=list(range(1, second[1] + 1)))(handle)
     assert list(r.handlers) == [first[0]]
 
 
