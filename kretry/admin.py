@@ -370,21 +370,31 @@ def shared_retry_topics(group_id: str, retry_topics: Iterable[str], groups: Iter
     return notes
 
 
-def stranded_retry_topics(handlers: Mapping[str, HandlerSpec], existing: Iterable[str]) -> list[str]:
-    """Pure: a note for each existing retry topic of a handler that no stage reads: its schedule has fewer tiers
-    now (equal delays in a row came to share one, or delays were dropped). Records still on it are never retried."""
-    counts = {topic: len(spec.tiers) for topic, spec in handlers.items()}
-    notes = []
+def stranded_names(handlers: Mapping[str, HandlerSpec], existing: Iterable[str]) -> list[str]:
+    """Pure: the existing retry topics of a handler that no stage reads: its schedule has fewer tiers now (equal
+    delays in a row came to share one, or delays were dropped)."""
+    found = []
     for name in sorted(existing):
         for topic, spec in handlers.items():
             parsed = parse_retry_topic(name, spec.retry_pattern)
-            count = counts[topic]
-            if parsed is not None and parsed[0] == topic and parsed[1] > count:
-                tiers = f"{count} retry tier{'' if count == 1 else 's'}"
-                notes.append(
-                    f"{name}: no stage reads it, {topic} has {tiers}; records still on it are not retried "
-                    "(let the old schedule drain it first; delete it once it is empty)"
-                )
+            if parsed is not None and parsed[0] == topic and parsed[1] > len(spec.tiers):
+                found.append(name)
+    return found
+
+
+def stranded_retry_topics(handlers: Mapping[str, HandlerSpec], existing: Iterable[str]) -> list[str]:
+    """Pure: a note for each retry topic no stage reads. Records still on it are never retried."""
+    notes = []
+    for name in stranded_names(handlers, existing):
+        topic, _ = next(
+            (t, n) for t, spec in handlers.items() if (n := parse_retry_topic(name, spec.retry_pattern)) is not None
+        )
+        count = len(handlers[topic].tiers)
+        tiers = f"{count} retry tier{'' if count == 1 else 's'}"
+        notes.append(
+            f"{name}: no stage reads it, {topic} has {tiers}; records still on it are not retried "
+            "(let the old schedule drain it first; delete it once it is empty)"
+        )
     return notes
 
 

@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ClusterMetadata  # type: ignore[attr-defined]
 
 from kretry import config, dlq
-from kretry.admin import LEDGER_ROLE, TopicNeed, create_topics, max_message_bytes, needs
+from kretry.admin import LEDGER_ROLE, TopicNeed, create_topics, max_message_bytes, needs, stranded_names
 from kretry.errors import (
     BrokerUnavailable,
     ConfigError,
@@ -160,6 +160,7 @@ class Worker:
                 f"{self.retrier.settings.bootstrap_servers}; kretry creates retry topics and the DLQ, "
                 "never the topics it reads from"
             )
+        self._refuse_stranded(admin, meta)
         widths = {t: len(meta.topics[t].partitions) for t in handlers}
         wanted = [
             n
@@ -174,6 +175,23 @@ class Worker:
             )
         create_topics(admin, todo)
         return wanted
+
+    def _refuse_stranded(self, admin: AdminClient, meta: ClusterMetadata) -> None:
+        """A retry topic of an earlier schedule that no stage of this one reads must be empty: its records would
+        never be retried, which is a loss. One that its old stage drained is only worth a warning."""
+        for name in stranded_names(self.retrier.handlers, meta.topics):
+            group = f"{self.retrier.group_id}.{name}"  # the group its stage had (topology.stage_group)
+            try:
+                waiting = group_lag(admin, group, name, meta.topics[name].partitions)
+            except (KafkaException, TimeoutError) as exc:
+                raise BrokerUnavailable(f"could not tell whether {name} is drained: {exc}") from None
+            if waiting:
+                raise TopologyError(
+                    f"{name} holds {waiting} records that group {group} has not handled, and no stage of this "
+                    "schedule reads it (equal delays in a row now share one retry topic, or tiers were dropped): "
+                    "run the previous schedule until it is drained, then delete the topic"
+                )
+            log.warning("a retry topic no stage reads any more; it is drained and may be deleted", topic=name)
 
     # -- running --------------------------------------------------------------------------------------------
 

@@ -6,11 +6,13 @@ import threading
 import time
 from collections.abc import Callable
 
+import pytest
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from kretry import Message, Retrier
+from kretry import Message, Retrier, TopologyError, Worker
 from kretry import headers as hdr
-from tests.integration.kit import end_offsets, header, produce, read_all, unique
+from tests.integration.kit import create_topics, end_offsets, header, produce, read_all, unique
 from tests.integration.workers import running
 
 NewTopic = Callable[..., str]
@@ -57,3 +59,28 @@ def test_an_equal_tail_loops_on_one_topic_then_reaches_the_dlq(bootstrap: str, n
         assert m.value() == b"v-" + m.key()
     # A copy on the shared topic per attempt there: TAIL for each poison record, one for the record that succeeded.
     assert end_offsets(bootstrap, shared) == [2 * TAIL + 1]
+
+
+def test_a_retry_topic_of_the_old_schedule_still_holding_records_stops_the_start(
+    bootstrap: str, new_topic: NewTopic
+) -> None:
+    # Before the upgrade ["1s", "1s"] had two retry topics; now they share <T>_retry_1, and nothing reads _retry_2.
+    topic = new_topic("upgrade")
+    old = f"{topic}_retry_2"
+    create_topics(bootstrap, [old])
+    produce(bootstrap, old, [(b"k", b"still waiting", None)])
+    retrier = Retrier(group_id=unique("svc"), bootstrap_servers=bootstrap, dlq_topic=unique("dlq"))
+    retrier.handler(topic, delays=["1s", "1s"])(lambda msg: None)
+
+    with pytest.raises(TopologyError, match=rf"{old} holds 1 records .* run the previous schedule"):
+        Worker(retrier).start()
+
+    # Once the old stage has handled it (its group committed past it), the worker starts.
+    group = f"{retrier.group_id}.{old}"
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        consumer.commit(offsets=[TopicPartition(old, 0, 1)], asynchronous=False)
+    finally:
+        consumer.close()
+    with running(retrier):
+        pass
