@@ -95,7 +95,7 @@ def broker_outage(bootstrap: str, work: Path, out: Outcome, broker: kafka_local.
 
 
 def scale(bootstrap: str, work: Path, out: Outcome) -> None:
-    run = Run(bootstrap, work, delays="500ms,500ms")
+    run = Run(bootstrap, work, delays="500ms,600ms")
     create_topics(bootstrap, [run.topic], PARTITIONS)
     records = traffic(6_000)
     first = run.start("a")

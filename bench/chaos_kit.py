@@ -61,7 +61,7 @@ class Run:
     topic: str = field(default_factory=lambda: unique("chaos"))
     group: str = field(default_factory=lambda: unique("svc"))
     dlq: str = field(default_factory=lambda: unique("dlq"))
-    delays: str = "200ms,200ms"
+    delays: str = "200ms,300ms"  # two tiers: equal delays in a row would share one topic
     app_env: dict[str, str] = field(default_factory=dict)  # more APP_* switches of the ledger app
     exactly_once: bool = False
 

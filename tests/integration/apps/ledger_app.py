@@ -53,4 +53,4 @@ def handle(msg: Message) -> None:
 
 
 for topic in os.environ["APP_TOPICS"].split(","):
-    retrier.handler(topic, delays=os.environ.get("APP_DELAYS", "0s,0s").split(","))(handle)
+    retrier.handler(topic, delays=os.environ.get("APP_DELAYS", "0s,1ms").split(","))(handle)
