@@ -198,13 +198,34 @@ def error_class(exc: BaseException) -> str:
     return name if module in (None, "builtins") else f"{module}.{name}"
 
 
+_DIRECT = "\nThe above exception was the direct cause of the following exception:\n\n"
+_DURING = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
 def error_trace(exc: BaseException) -> str:
-    """The end of the exception's formatted traceback (causes included), at most TRACE_MAX_BYTES. Never raises."""
-    try:
-        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    except Exception:  # a broken __str__ or a cyclic chain: the class is still worth having
-        return error_class(exc)
-    raw = text.encode("utf-8", errors="replace")
+    """The end of the exception's traceback (causes first, as Python prints them), at most TRACE_MAX_BYTES: where
+    each frame is, without its source line. Never raises.
+
+    traceback.format_exception reads every frame's source and, since Python 3.11, parses it for the error's
+    position: measured, a third of a retry stage's time when every record reaches the DLQ.
+    """
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(seen) < 8:
+        seen.add(id(current))
+        frames = [
+            f'  File "{frame.f_code.co_filename}", line {lineno}, in {frame.f_code.co_name}\n'
+            for frame, lineno in traceback.walk_tb(current.__traceback__)
+        ]
+        parts.append("Traceback (most recent call last):\n" + "".join(frames) + describe_error(current) + "\n")
+        cause = current.__cause__
+        if cause is None and not current.__suppress_context__:
+            cause = current.__context__
+        if cause is not None:
+            parts.append(_DIRECT if cause is current.__cause__ else _DURING)
+        current = cause
+    raw = "".join(reversed(parts)).encode("utf-8", errors="replace")
     if len(raw) <= TRACE_MAX_BYTES:
         return raw.decode("utf-8")
     return "..." + raw[len(raw) - TRACE_MAX_BYTES + 3 :].decode("utf-8", errors="ignore")

@@ -220,3 +220,35 @@ def test_due_at_reads_only_its_header(headers: list[tuple[str, bytes | None]] | 
 )
 def test_group_is_read_with_the_due_time(headers: list[tuple[str, bytes | None]] | None, expected: str | None) -> None:
     assert hdr.due_and_group(headers)[1] == expected
+
+
+def test_the_trace_names_every_frame_and_cause_in_pythons_order_and_stays_bounded() -> None:
+    def inner() -> None:
+        raise KeyError("sku")
+
+    def outer() -> None:
+        try:
+            inner()
+        except KeyError as exc:
+            raise ValueError("bad order") from exc
+
+    try:
+        outer()
+    except ValueError as exc:
+        trace = hdr.error_trace(exc)
+    assert trace.index("KeyError: 'sku'") < trace.index("direct cause") < trace.index("ValueError: bad order")
+    assert trace.index("in outer\n") < trace.index("in inner\n")
+    assert trace.endswith("ValueError: bad order\n")
+
+    def deep(n: int) -> None:
+        if n:
+            deep(n - 1)
+        raise RuntimeError("at the bottom")
+
+    try:
+        deep(200)
+    except RuntimeError as exc:
+        long = hdr.error_trace(exc)
+    assert len(long.encode()) <= hdr.TRACE_MAX_BYTES
+    assert long.startswith("...")
+    assert long.endswith("RuntimeError: at the bottom\n")  # the innermost frames are the ones kept
