@@ -51,6 +51,12 @@ def backoff(crashes: int) -> float:
     return float(min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** max(0, crashes - 1)))
 
 
+def crashes_in_a_row(before: int, ran_for: float) -> int:
+    """A child's crashes in a row, counting the one after it ran ``ran_for`` seconds: a child that ran
+    ``HEALTHY_AFTER`` seconds crashed for a new reason, and starts the count again."""
+    return 1 if ran_for >= HEALTHY_AFTER else before + 1
+
+
 def exit_code(returncode: int) -> int:
     """A child's code as a shell reports it: killed by signal N is 128 + N."""
     return 128 - returncode if returncode < 0 else returncode
@@ -158,7 +164,7 @@ class Supervisor:
             if code in DO_NOT_RESTART:
                 log.error("worker process exited; stopping", child=child.index, pid=child.proc.pid, exit_code=code)
                 return code
-            child.crashes = 1 if now - child.started >= HEALTHY_AFTER else child.crashes + 1
+            child.crashes = crashes_in_a_row(child.crashes, now - child.started)
             delay = backoff(child.crashes)
             child.restart_at = now + delay
             log.warning(

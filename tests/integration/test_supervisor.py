@@ -110,3 +110,28 @@ def test_children_stop_when_the_supervisor_is_killed(bootstrap: str, new_topic: 
     proc.kill()
     proc.wait(10)
     wait_until(lambda: not any(alive(pid) for pid in children), timeout=30, what="no orphan left working")
+
+
+def test_a_child_that_keeps_crashing_is_restarted_ever_later(bootstrap: str, tmp_path: Path) -> None:
+    (tmp_path / "crashing.py").write_text("import os\nos._exit(1)  # as a segfault in a C extension would\n")
+    log = tmp_path / "supervisor.log"
+    proc = kretry_process(
+        "crashing:retrier",
+        {"KRETRY_BOOTSTRAP_SERVERS": bootstrap},
+        "--app-dir",
+        str(tmp_path),
+        "--processes",
+        "2",
+        log=log,
+    )
+    try:
+        wait_until(
+            lambda: len(events(log, "worker process crashed; restarting")) >= 6, timeout=30, what="3 crashes each"
+        )
+    finally:
+        stop(proc, signal.SIGTERM, timeout=30)
+    crashes = events(log, "worker process crashed; restarting")
+    for child in (0, 1):
+        waits = [e["restart_in_s"] for e in crashes if e["child"] == child][:3]
+        assert waits == [1.0, 2.0, 4.0]
+    assert all(e["exit_code"] == 1 for e in crashes)

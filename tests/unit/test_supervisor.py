@@ -19,6 +19,12 @@ def test_backoff_doubles_from_1_s_up_to_30_s(crashes: int, seconds: float) -> No
     assert supervisor.backoff(crashes) == seconds
 
 
+def test_a_child_that_ran_a_minute_starts_its_backoff_again() -> None:
+    assert supervisor.crashes_in_a_row(0, 0.5) == 1
+    assert supervisor.crashes_in_a_row(4, 59.0) == 5
+    assert supervisor.crashes_in_a_row(4, supervisor.HEALTHY_AFTER) == 1
+
+
 def test_a_child_killed_by_a_signal_reports_as_a_shell_does() -> None:
     assert supervisor.exit_code(-9) == 137
     assert supervisor.exit_code(5) == 5
