@@ -61,7 +61,8 @@ EXIT_CODES = """exit codes:
   6  a main topic is missing (or retry topics, with --no-create-topics)
   7  on_exhausted="stop": retries ran out; the record's offset is left uncommitted
   10 a handler was still running 10 s after SIGINT/SIGTERM; its record is handled again after a restart
-  11 exactly_once: fenced by a newer worker with the same transactional.id; it carries on from the last commit"""
+  11 exactly_once: fenced by a newer worker with the same transactional.id; it carries on from the last commit
+--processes N: a child's 2, 3, 4, 6 or 7 at once; else, at SIGINT/SIGTERM, the worst child's code (0 if all 0)"""
 
 log = structlog.get_logger("kretry")
 

@@ -136,7 +136,9 @@ class Supervisor:
             if code is None:
                 self.stopping.wait(POLL)
         codes = self._stop_all()
-        return worst(codes) if code is None else code
+        final = worst(codes) if code is None else code
+        log.info("worker processes stopped", exit_codes=codes, exit_code=final)
+        return final
 
     def _start(self, child: Child) -> None:
         child.proc = subprocess.Popen(

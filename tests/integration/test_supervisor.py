@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from pathlib import Path
 from kretry import cli
 from tests.integration.kit import produce, read_to_end, wait_until
 from tests.integration.supervised import alive, child_pids, events, group_members
+from tests.integration.test_http import call, free_port
 from tests.integration.test_process import APP, account, app_env, ledger, traffic
 from tests.integration.workers import kretry_process, stop
 
@@ -135,3 +137,25 @@ def test_a_child_that_keeps_crashing_is_restarted_ever_later(bootstrap: str, tmp
         waits = [e["restart_in_s"] for e in crashes if e["child"] == child][:3]
         assert waits == [1.0, 2.0, 4.0]
     assert all(e["exit_code"] == 1 for e in crashes)
+
+
+def two_free_ports() -> int:
+    """A port P with P + 1 free too."""
+    for _ in range(50):
+        port = free_port()
+        with suppress(OSError), socket.socket() as probe:
+            probe.bind(("127.0.0.1", port + 1))
+            return port
+    raise AssertionError("no two consecutive free ports")
+
+
+def test_child_i_serves_its_probes_on_port_plus_i(bootstrap: str, new_topic: NewTopic, tmp_path: Path) -> None:
+    env = app_env(bootstrap, [new_topic("procport")], tmp_path / "l")
+    port = two_free_ports()
+    proc = kretry_process(APP, env, "--processes", "2", "--http-port", str(port), log=tmp_path / "supervisor.log")
+    try:
+        for child in (0, 1):
+            url = f"http://127.0.0.1:{port + child}/readyz"
+            wait_until(lambda u=url: call(u)[0] == 200, timeout=60, what=f"child {child}'s /readyz")
+    finally:
+        assert stop(proc, signal.SIGTERM, timeout=30) == 0
