@@ -38,7 +38,8 @@ def alive(pid: int) -> bool:
 
 
 def group_members(bootstrap: str, group: str) -> int:
-    """Members of a consumer group once it is stable with every member assigned; 0 while it rebalances."""
+    """Members of a consumer group once it is stable with every member assigned (so never more than the partitions);
+    0 while it rebalances."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
     (future,) = admin.describe_consumer_groups([group], request_timeout=10).values()
     try:

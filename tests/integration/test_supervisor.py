@@ -159,3 +159,19 @@ def test_child_i_serves_its_probes_on_port_plus_i(bootstrap: str, new_topic: New
             wait_until(lambda u=url: call(u)[0] == 200, timeout=60, what=f"child {child}'s /readyz")
     finally:
         assert stop(proc, signal.SIGTERM, timeout=30) == 0
+
+
+def test_the_supervisor_exits_with_the_worst_childs_code(bootstrap: str, new_topic: NewTopic, tmp_path: Path) -> None:
+    topic = new_topic("procworst", partitions=2)
+    env = app_env(bootstrap, [topic], tmp_path / "l")
+    env["APP_SLOW"] = "60"  # one child is inside this handler at the stop, past its 10 s stop timeout
+    log = tmp_path / "supervisor.log"
+    proc = kretry_process(APP, env, "--processes", "2", log=log)
+    wait_until(lambda: group_members(bootstrap, env["APP_GROUP"]) == 2, timeout=60, what="two members")
+    produce(bootstrap, topic, [(b"k", b"slow-1", None)])
+    time.sleep(2)
+    started = time.monotonic()
+    assert stop(proc, signal.SIGTERM, timeout=40) == cli.EXIT_STOP_TIMEOUT
+    assert time.monotonic() - started < 10 + 5 + 3
+    (final,) = events(log, "worker processes stopped")
+    assert sorted(final["exit_codes"]) == [cli.EXIT_OK, cli.EXIT_STOP_TIMEOUT]  # type: ignore[call-overload]
