@@ -190,7 +190,9 @@ class Supervisor:
         codes = []
         for proc in running:
             try:
-                codes.append(exit_code(proc.wait(max(0.0, deadline - time.monotonic()))))
+                returncode = proc.wait(max(0.0, deadline - time.monotonic()))
+                # Killed by our SIGTERM: a child still starting, before its handler was installed, had no work yet.
+                codes.append(0 if returncode == -signal.SIGTERM else exit_code(returncode))
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()

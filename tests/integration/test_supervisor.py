@@ -175,3 +175,13 @@ def test_the_supervisor_exits_with_the_worst_childs_code(bootstrap: str, new_top
     assert time.monotonic() - started < 10 + 5 + 3
     (final,) = events(log, "worker processes stopped")
     assert sorted(final["exit_codes"]) == [cli.EXIT_OK, cli.EXIT_STOP_TIMEOUT]  # type: ignore[call-overload]
+
+
+def test_a_sigterm_while_the_children_start_is_a_clean_stop(
+    bootstrap: str, new_topic: NewTopic, tmp_path: Path
+) -> None:
+    env = app_env(bootstrap, [new_topic("procearly")], tmp_path / "l")
+    log = tmp_path / "supervisor.log"
+    proc = kretry_process(APP, env, "--processes", "2", log=log)
+    wait_until(lambda: len(child_pids(log)) == 2, timeout=30, interval=0.01, what="two children started")
+    assert stop(proc, signal.SIGTERM, timeout=30) == 0
