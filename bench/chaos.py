@@ -10,7 +10,7 @@ run of ``--only`` some scenarios keeps the earlier results of the others there.
 
 Here: the process faults (kill -9, broker outage, scaling) and bad input. The shared accounting is in chaos_kit.py,
 the scenarios about the topics themselves (two services on one topic, a deleted retry topic, records at the size
-limit) in chaos_topics.py.
+limit) in chaos_topics.py, those of ``kretry run --processes 2`` in chaos_procs.py.
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ from bench.chaos_kit import (
     traffic,
     trickle,
 )
+from bench.chaos_procs import kill_9_processes_2, scale_processes
 from bench.chaos_topics import retry_topic_deleted, size_limit, two_services_one_topic
 from kretry import headers as hdr
 from tests.integration.kit import committed, create_topics, produce, read_to_end, unique, wait_until
@@ -241,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
             "size_limit": size_limit,
             "exactly_once_kill_9": exactly_once_kill_9,
             "exactly_once_rebalance": exactly_once_rebalance,
+            "kill_9_processes_2": kill_9_processes_2,
+            "scale_processes": scale_processes,
         }
         for name, scenario in scenarios.items():
             if args.only and name not in args.only:

@@ -17,7 +17,10 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = "bench.apps.backlog_app:retrier"
 
 
-def start(topic: str, group: str, dlq: str, delays: str, log: Path) -> subprocess.Popen[bytes]:
+def start(
+    topic: str, group: str, dlq: str, delays: str, log: Path, *args: str, app: str = APP, **more_env: str
+) -> subprocess.Popen[bytes]:
+    """``kretry run APP ARGS`` on the bench broker; ``more_env``: the app's other BENCH_* variables."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("KRETRY_")}
     env.update(
         {
@@ -27,11 +30,12 @@ def start(topic: str, group: str, dlq: str, delays: str, log: Path) -> subproces
             "BENCH_DLQ": dlq,
             "BENCH_DELAYS": delays,
             "PYTHONPATH": str(ROOT),
+            **more_env,
         }
     )
     with log.open("wb") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "kretry.cli", "run", APP, "--log-format", "json"],
+            [sys.executable, "-m", "kretry.cli", "run", app, "--log-format", "json", *args],
             env=env,
             cwd=ROOT,
             stdout=out,

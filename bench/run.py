@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from bench import backlog, delay, hol, key_order, main_path, report, retry_path, startup
+from bench import backlog, delay, hol, key_order, main_path, report, retry_path, scale_out, startup
 from bench.common import quiet_kretry_logs
 
 BENCHES: list[tuple[str, Callable[[], dict[str, Any]]]] = [
@@ -21,6 +21,7 @@ BENCHES: list[tuple[str, Callable[[], dict[str, Any]]]] = [
     ("backlog", lambda: backlog.run()),
     ("startup", lambda: startup.run()),
     ("key_order", lambda: key_order.run()),
+    ("scale_out", lambda: scale_out.run()),
 ]
 
 NOTES = [
@@ -35,6 +36,9 @@ NOTES = [
     f"key order: an async handler awaiting {key_order.LATENCY * 1000:.0f} ms, concurrency {key_order.CONCURRENCY}, "
     f"{key_order.RECORDS:,} records of {key_order.KEYS} keys on {key_order.PARTITIONS} partitions, "
     f"{key_order.RUNS} interleaved runs of ordering key, partition and none; ratios against none.",
+    f"scale-out: `kretry run --processes 2` against 1, a handler sleeping 1 ms, {scale_out.RECORDS:,} records on "
+    f"6 partitions, {scale_out.RUNS} interleaved runs each, fresh topic and group per run; rate = records / (first "
+    "handled -> last), after the group is stable.",
     "in-process workers log as `kretry run` does (JSON, INFO), rendered into /dev/null.",
 ]
 

@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 from confluent_kafka import KafkaError, KafkaException
 
-from kretry import __version__, admin, config, dlq, logs, topology
+from kretry import __version__, admin, config, dlq, logs, supervisor, topology
 from kretry.errors import (
     AppImportError,
     BrokerUnavailable,
@@ -61,7 +61,8 @@ EXIT_CODES = """exit codes:
   6  a main topic is missing (or retry topics, with --no-create-topics)
   7  on_exhausted="stop": retries ran out; the record's offset is left uncommitted
   10 a handler was still running 10 s after SIGINT/SIGTERM; its record is handled again after a restart
-  11 exactly_once: fenced by a newer worker with the same transactional.id; it carries on from the last commit"""
+  11 exactly_once: fenced by a newer worker with the same transactional.id; it carries on from the last commit
+--processes N: a child's 2, 3, 4, 6 or 7 at once; else, at SIGINT/SIGTERM, the worst child's code (0 if all 0)"""
 
 log = structlog.get_logger("kretry")
 
@@ -88,12 +89,23 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default="INFO", help=f"{LOG_LEVEL_HELP} (default INFO)")
     run.add_argument("--log-all", action="store_true", help=LOG_ALL_HELP)
     run.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
-    run.add_argument("--http-port", type=int, help="serve /metrics, /healthz, /readyz and /v1/dead_set on this port")
+    run.add_argument(
+        "--http-port",
+        type=int,
+        help="serve /metrics, /healthz, /readyz and /v1/dead_set on this port (--processes N: process i on port+i)",
+    )
     run.add_argument(
         "--http-host",
         default="127.0.0.1",
         help="address for --http-port (default 127.0.0.1; elsewhere the dead set needs KRETRY_HTTP_TOKEN)",
     )
+    run.add_argument(
+        "--processes",
+        type=_positive,
+        default=1,
+        help="run N worker processes under a supervisor that restarts crashed ones (default 1: this process works)",
+    )
+    run.set_defaults(run_parser=run)  # --processes N hands each child the options this parser was given
     _ops_parsers(sub)
     return parser
 
@@ -266,6 +278,13 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    if args.processes > 1:
+        return supervisor.supervise(args.run_parser, args, stopping)
+    return _work(args, stopping)
+
+
+def _work(args: argparse.Namespace, stopping: threading.Event) -> int:
+    """This process is the worker: load the app, run it until ``stopping``, map its failure to an exit code."""
     try:
         retrier = load_app(args.app, args.app_dir)
         worker = Worker(
