@@ -30,6 +30,7 @@ from kretry.lag import group_lag
 from kretry.metrics import Metrics
 from kretry.retrier import Retrier
 from kretry.stage import Stage
+from kretry.stranded import waiting_of_ours
 
 log = structlog.get_logger("kretry")
 
@@ -177,21 +178,22 @@ class Worker:
         return wanted
 
     def _refuse_stranded(self, admin: AdminClient, meta: ClusterMetadata) -> None:
-        """A retry topic of an earlier schedule that no stage of this one reads must be empty: its records would
-        never be retried, which is a loss. One that its old stage drained is only worth a warning."""
+        """A retry topic of an earlier schedule that no stage of this one reads must hold no record of ours that
+        its old stage left: it would never be retried, a loss. One that was drained is only worth a warning."""
+        conf = config.consumer_conf(self.retrier.settings, "kretry-stranded", main=False)
         for name in stranded_names(self.retrier.handlers, meta.topics):
             group = f"{self.retrier.group_id}.{name}"  # the group its stage had (topology.stage_group)
             try:
-                waiting = group_lag(admin, group, name, meta.topics[name].partitions)
+                waiting = waiting_of_ours(conf, group, self.retrier.group_id, name, len(meta.topics[name].partitions))
             except (KafkaException, TimeoutError) as exc:
                 raise BrokerUnavailable(f"could not tell whether {name} is drained: {exc}") from None
             if waiting:
                 raise TopologyError(
-                    f"{name} holds {waiting} records that group {group} has not handled, and no stage of this "
-                    "schedule reads it (equal delays in a row now share one retry topic, or tiers were dropped): "
-                    "run the previous schedule until it is drained, then delete the topic"
+                    f"{name} holds {waiting} records of {self.retrier.group_id} that its stage (group {group}) has "
+                    "not handled, and no stage of this schedule reads it (equal delays in a row now share one retry "
+                    "topic, or tiers were dropped): run the previous schedule until it is drained, then delete it"
                 )
-            log.warning("a retry topic no stage reads any more; it is drained and may be deleted", topic=name)
+            log.warning("a retry topic no stage reads any more holds nothing of ours", topic=name)
 
     # -- running --------------------------------------------------------------------------------------------
 

@@ -68,19 +68,25 @@ def test_a_retry_topic_of_the_old_schedule_still_holding_records_stops_the_start
     topic = new_topic("upgrade")
     old = f"{topic}_retry_2"
     create_topics(bootstrap, [old])
-    produce(bootstrap, old, [(b"k", b"still waiting", None)])
     retrier = Retrier(group_id=unique("svc"), bootstrap_servers=bootstrap, dlq_topic=unique("dlq"))
     retrier.handler(topic, delays=["1s", "1s"])(lambda msg: None)
-
-    with pytest.raises(TopologyError, match=rf"{old} holds 1 records .* run the previous schedule"):
-        Worker(retrier).start()
-
-    # Once the old stage has handled it (its group committed past it), the worker starts.
+    ours, theirs = [(hdr.GROUP, retrier.group_id.encode())], [(hdr.GROUP, b"another-service")]
+    produce(bootstrap, old, [(b"a", b"handled", ours), (b"b", b"another service's", theirs), (b"c", b"waiting", ours)])
     group = f"{retrier.group_id}.{old}"
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
-    try:
-        consumer.commit(offsets=[TopicPartition(old, 0, 1)], asynchronous=False)
-    finally:
-        consumer.close()
+
+    def old_stage_committed(offset: int) -> None:
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+        try:
+            consumer.commit(offsets=[TopicPartition(old, 0, offset)], asynchronous=False)
+        finally:
+            consumer.close()
+
+    # A topic the old stage never committed on was never ours: the worker starts (another service's tiers, say).
+    with running(retrier):
+        pass
+    old_stage_committed(1)  # it handled "a"; "c" of ours still waits behind "b", another service's
+    with pytest.raises(TopologyError, match=rf"{old} holds 1 records of {retrier.group_id} .* previous schedule"):
+        Worker(retrier).start()
+    old_stage_committed(3)  # drained
     with running(retrier):
         pass
