@@ -8,6 +8,7 @@ own, with its own consumer and producer, so delivery callbacks and offset bookke
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from kretry.retrier import StageSpec
 from kretry.stage import txn
 from kretry.stage.failure import instead
 from kretry.stage.tally import Tally
+from kretry.stage.window import FOREVER, Window, due_ms, is_due
 from kretry.topology import retry_topic
 
 log = structlog.get_logger("kretry")
@@ -89,6 +91,7 @@ class Stage:
         self._offsets: dict[int, PartitionOffsets] = {}
         # partition -> (due time in epoch s, offset) of the record it waits for
         self._waiting: dict[int, tuple[float, int]] = {}
+        self._window: Window[Any] = Window()  # records fetched before their due time, held until it
         self._fresh: list[TopicPartition] = []
         self.assigned: set[int] | None = None  # None until the first assignment
         self.fatal: BaseException | None = None
@@ -173,7 +176,9 @@ class Stage:
             self._commit_txn(consumer, forwarder, self.txn)
 
     def _handle(self, consumer: Consumer, forwarder: Forwarder) -> None:
-        ready = self._take(consumer, forwarder, self._fetch(consumer))
+        batch = self._fetch(consumer)
+        held = self._window.due(self._clock()) if self.spec.attempt else []
+        ready = self._take(consumer, forwarder, held + batch if held else batch, len(held))
         if ready:
             outcomes = self._dispatch.call_batch(ready)
             if self._overdue():
@@ -182,8 +187,9 @@ class Stage:
                 for msg, outcome in zip(ready, outcomes, strict=True):
                     self._settle(forwarder, msg, outcome)
 
-    def _take(self, consumer: Consumer, forwarder: Forwarder, batch: list[Any]) -> list[Any]:
-        """Handle the batch's due records now (sync handlers) or return them (async handlers)."""
+    def _take(self, consumer: Consumer, forwarder: Forwarder, batch: list[Any], held: int = 0) -> list[Any]:
+        """Handle the batch's due records now (sync handlers) or return them (async handlers); its first ``held``
+        records come out of the window, due now, ahead of their partitions' later records."""
         ready = []
         # The per-record loop of every stage: lookups hoisted; a main stage never waits.
         stopping, waiting, delayed, batched = self._stopping, self._waiting, self.spec.attempt > 0, self._batched
@@ -194,7 +200,7 @@ class Stage:
             err = msg.error()
             if err is not None:
                 self._on_consume_error(err, msg)
-            elif waiting and msg.partition() in waiting:
+            elif waiting and i >= held and msg.partition() in waiting:
                 pass  # fetched before the pause; the partition resumes at the waiting record (_resume_due)
             elif delayed and not self._mine_and_due(consumer, msg):
                 pass  # another service's record (done with), or its partition now waits for it
@@ -225,24 +231,38 @@ class Stage:
         return batch
 
     def _poll_timeout(self) -> float:
-        if not self._waiting:
+        soonest = self._window.next_due()
+        if self._waiting:
+            waited = min(at for at, _ in self._waiting.values())
+            soonest = waited if soonest is None else min(soonest, waited)
+        if soonest is None:
             return IDLE_POLL
-        return max(0.0, min(IDLE_POLL, min(at for at, _ in self._waiting.values()) - self._clock()))
+        return max(0.0, min(IDLE_POLL, soonest - self._clock()))
 
     def _mine_and_due(self, consumer: Consumer, msg: Any) -> bool:
         """True when the record is this service's and may be handled now; otherwise it is done with (another
         service's) or its partition waits for it."""
-        due_ms, group = hdr.due_and_group(msg.headers())
+        due_at, group = hdr.due_and_group(msg.headers())
         if group is not None and group != self._group:
             self._foreign(msg, group)
             return False
-        due = (msg.timestamp()[1] + int(self.spec.delay * 1000) if due_ms is None else due_ms) / 1000.0
+        if due_at is None:  # not kretry's (produced there by hand): due its tier's delay after it was written
+            due_at = msg.timestamp()[1] + math.ceil(self.spec.delay * 1000)
         now = self._clock()
-        if due > now:
-            self._wait(consumer, msg, due)
+        if not is_due(due_at, now):
+            self._delay(consumer, msg, due_at / 1000.0)
             return False
-        self.stats.lateness.observe(now - due)
+        self.stats.lateness.observe(now - due_at / 1000.0)
         return True
+
+    def _delay(self, consumer: Consumer, msg: Any, due: float) -> None:
+        """Hold a record that is not due in the window; when its partition's window is full, the partition waits
+        for it instead (paused, and fetched again from it when it is due)."""
+        partition, offset = msg.partition(), msg.offset()
+        if partition not in self._waiting and self._window.hold(partition, offset, due, _size(msg), msg):
+            self._tracker(partition).hold(offset)
+        else:
+            self._wait(consumer, msg, due)
 
     def _tracker(self, partition: int) -> PartitionOffsets:
         tracker = self._offsets.get(partition)
@@ -251,8 +271,9 @@ class Stage:
         return tracker
 
     def _settle(self, forwarder: Forwarder, msg: Any, outcome: BaseException | None) -> None:
-        if self._waiting and msg.partition() in self._waiting:
-            return  # a record before it in its partition is held: nothing past that may be stored
+        waits = self._waiting.get(msg.partition()) if self._waiting else None
+        if waits is not None and msg.offset() >= waits[1]:
+            return  # a record before it in its partition waits: nothing past that may be stored
         tracker = self._tracker(msg.partition())
         if outcome is None:
             tracker.done_now(msg.offset())
@@ -280,6 +301,7 @@ class Stage:
         self.recreated.clear()
         partitions = sorted(self.assigned or ())
         self._waiting.clear()
+        self._window.clear()
         for p in partitions:
             self._offsets[p] = PartitionOffsets()
             with contextlib.suppress(KafkaException):
@@ -298,6 +320,7 @@ class Stage:
             self._flood_generation = flood.generation
             # Records held on their way to the DLQ are due now; a main stage takes records again.
             self._waiting = {p: (0.0, offset) for p, (_, offset) in self._waiting.items()}
+            self._window.release(self._clock())
             if self.spec.attempt == 0 and self.assigned:
                 consumer.resume([TopicPartition(self.spec.topic, p) for p in self.assigned if p not in self._waiting])
         if flood.tripped is None or self.spec.attempt != 0:
@@ -311,9 +334,18 @@ class Stage:
         return True
 
     def _hold(self, msg: Any) -> None:
-        """The DLQ flood guard tripped: the record waits where it is, its partition paused, until a reset."""
+        """The DLQ flood guard tripped: the record waits until a reset, in a retry stage's window (which takes one
+        it handed out back, over its bounds), else where it is, its partition paused."""
         assert self.consumer is not None
-        self._wait(self.consumer, msg, float("inf"))
+        partition, offset = msg.partition(), msg.offset()
+        tracker = self._tracker(partition)
+        if self.spec.attempt and partition not in self._waiting:
+            if self._window.hold(partition, offset, FOREVER, _size(msg), msg, force=tracker.holds(offset)):
+                tracker.hold(offset)
+            else:
+                self._wait(self.consumer, msg, FOREVER)
+        else:
+            self._wait(self.consumer, msg, FOREVER)
         self.stats.held += 1
         if self.stats.held == 1 or self.stats.held % 1000 == 0:
             self._log.error(
@@ -327,9 +359,18 @@ class Stage:
     def _rewind(self, consumer: Consumer, rest: list[Any]) -> None:
         """Seek each partition of ``rest`` back to its first record there, so none of them is passed over."""
         first: dict[int, int] = {}
+        now = self._clock()
         for msg in rest:
-            if msg.error() is None and msg.partition() not in self._waiting:
-                first.setdefault(msg.partition(), msg.offset())
+            if msg.error() is not None:
+                continue
+            partition, offset = msg.partition(), msg.offset()
+            tracker = self._offsets.get(partition)
+            if tracker is not None and tracker.holds(offset):
+                # Out of the window, not handled: back into it, due now; seeking to it would fetch again records
+                # behind it that are held or done.
+                self._window.hold(partition, offset, now, _size(msg), msg, force=True)
+            elif partition not in self._waiting:
+                first.setdefault(partition, offset)
         for partition, offset in first.items():
             # The partition may be revoked already; then its next owner starts from the last commit anyway.
             with contextlib.suppress(KafkaException):
@@ -399,7 +440,7 @@ class Stage:
         trace = None
         if decision.action is Action.RETRY:
             target = self._next_topic
-            due_at: int | None = int((now + decision.delay) * 1000)
+            due_at: int | None = due_ms(now, decision.delay)
             self.stats.retried += 1
             if self._retries_log.add(time.monotonic(), where):
                 self._log.info("record retried", to=target, due=_iso(due_at), key=_key(msg), **where)
@@ -512,6 +553,7 @@ class Stage:
             self._offsets[tp.partition] = PartitionOffsets()
             self._txn_committed.pop(tp.partition, None)
             self._waiting.pop(tp.partition, None)
+            self._window.drop(tp.partition)
         self._fresh.extend(TopicPartition(tp.topic, tp.partition) for tp in partitions)
         self.assigned = (self.assigned or set()) | {tp.partition for tp in partitions}
         self.stats.paused = len(self._waiting)
@@ -542,6 +584,7 @@ class Stage:
         for tp in partitions:
             self._offsets.pop(tp.partition, None)
             self._waiting.pop(tp.partition, None)
+            self._window.drop(tp.partition)  # fetched again by the next owner, from the committed offset
         self.assigned = (self.assigned or set()) - {tp.partition for tp in partitions}
         self.stats.paused = len(self._waiting)
 
@@ -617,6 +660,7 @@ class Stage:
             "beginning",
         )
         where = txn.rewind(consumer, self.spec.topic, partitions, self._txn_committed, earliest)
+        self._window.clear()
         for p in partitions:
             self._offsets[p] = PartitionOffsets()
             self._waiting.pop(p, None)
@@ -661,6 +705,14 @@ def _key(msg: Any) -> str | None:
         return None
     text: str = key[:64].decode("utf-8", errors="backslashreplace")
     return text if len(key) <= 64 else text + "..."
+
+
+def _size(msg: Any) -> int:
+    """What holding a record costs, roughly: its key, value and headers."""
+    size = len(msg.key() or b"") + len(msg.value() or b"")
+    for name, value in msg.headers() or ():
+        size += len(name) + len(value or b"")
+    return size
 
 
 def _iso(ms: int | None) -> str | None:

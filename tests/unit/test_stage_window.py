@@ -1,0 +1,155 @@
+"""A retry stage's due-time window, driven step by step: records handled at their own due time, the stored offset
+never past a held record, a full window falling back to pause-and-seek, a rebalance dropping a partition's window."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import TopicPartition
+
+from kretry import Retrier, RetryLater
+from kretry import headers as hdr
+from kretry.forward import Outgoing
+from tests.unit.stages import offline_stage
+from tests.unit.test_stage_waiting import TOPIC, Clock, Consumer, Forwarder, Record, make_stage, step
+
+
+def ms(at: float) -> int:
+    return round(at * 1000)
+
+
+def stores(consumer: Consumer) -> list[int]:
+    return [offset for name, tps in consumer.calls if name == "store" for _, offset in tps]
+
+
+def assigned(window: int) -> tuple[Any, Consumer, Clock, list[int]]:
+    handled: list[int] = []
+    stage, consumer, clock = make_stage(handled, window=window)
+    stage._on_assign(consumer, [TopicPartition(TOPIC, 0)])  # type: ignore[arg-type]
+    return stage, consumer, clock, handled
+
+
+def test_a_shorter_due_time_is_not_kept_waiting_behind_a_longer_one() -> None:
+    stage, consumer, clock, handled = assigned(window=1000)
+    now = clock.now
+    consumer.batches = [[Record(0, 6, ms(now - 1)), Record(0, 7, ms(now + 1)), Record(0, 8, ms(now + 0.3))]]
+    step(stage, consumer)
+    assert handled == [6]
+    assert not [c for c in consumer.calls if c[0] in ("pause", "seek")]  # nothing waits: both are held
+    assert stores(consumer) == [7]
+
+    clock.now = now + 0.3
+    step(stage, consumer)
+    assert handled == [6, 8]  # at its own due time, with 7 still ahead of it in the partition
+    assert stores(consumer) == [7]  # 7 is not done: nothing past it is stored, so a crash now loses nothing
+
+    clock.now = now + 1
+    step(stage, consumer)
+    assert handled == [6, 8, 7]
+    assert stores(consumer) == [7, 9]
+    assert stage.stats.success == 3
+
+
+def test_a_full_window_falls_back_to_waiting_at_the_first_record_that_did_not_fit() -> None:
+    stage, consumer, clock, handled = assigned(window=1)
+    now = clock.now
+    consumer.batches = [[Record(0, 7, ms(now + 1)), Record(0, 8, ms(now + 0.3)), Record(0, 9, ms(now + 0.3))]]
+    step(stage, consumer)
+    # 7 is held; 8 did not fit: the partition (resumed as it was assigned) waits for it
+    assert consumer.calls == [("resume", [(0, -1001)]), ("pause", [(0, 8)]), ("seek", [(0, 8)])]
+    consumer.calls.clear()
+
+    clock.now = now + 0.3  # 8 is due: the partition resumes at it, and 9 comes after it; 7 stays held
+    consumer.batches = [[Record(0, 8, ms(now + 0.3)), Record(0, 9, ms(now + 0.3))]]
+    step(stage, consumer)
+    assert consumer.calls[:2] == [("resume", [(0, -1001)]), ("seek", [(0, 8)])]
+    assert handled == [8, 9]
+    assert stores(consumer) == []
+
+    clock.now = now + 1
+    step(stage, consumer)
+    assert handled == [8, 9, 7]
+    assert stores(consumer) == [10]
+
+
+def test_a_revoked_partition_drops_its_window_and_its_next_owner_starts_at_the_held_record() -> None:
+    stage, consumer, clock, handled = assigned(window=1000)
+    now = clock.now
+    consumer.batches = [[Record(0, 5, ms(now - 1)), Record(0, 6, ms(now + 1)), Record(0, 7, ms(now + 0.3))]]
+    step(stage, consumer)
+    assert stores(consumer) == [6]
+    stage._on_revoke(consumer, [TopicPartition(TOPIC, 0)])  # type: ignore[arg-type]
+    assert stage._window.count() == 0
+    clock.now = now + 2
+    step(stage, consumer)
+    assert handled == [5]  # the held records are the next owner's, fetched again from offset 6
+
+    stage._on_assign(consumer, [TopicPartition(TOPIC, 0)])  # type: ignore[arg-type]
+    consumer.batches = [[Record(0, 6, ms(now + 1)), Record(0, 7, ms(now + 0.3))]]
+    step(stage, consumer)
+    assert handled == [5, 6, 7]
+    assert stores(consumer) == [6, 8]
+
+
+def test_a_held_record_that_fails_is_forwarded_and_its_offset_stored_once_acknowledged() -> None:
+    sent: list[Outgoing] = []
+    acks: list[Any] = []
+
+    class Delivered:
+        def topic(self) -> str:
+            return "orders_retry_2"
+
+    class Sending(Forwarder):
+        def send(self, out: Outgoing, done: Any) -> None:
+            sent.append(out)
+            acks.append(done)
+
+    retrier = Retrier("svc")
+
+    @retrier.handler("orders", delays=["1s", "1s"])
+    def handle(msg: Any) -> None:
+        raise RuntimeError("still down")
+
+    clock = Clock()
+    stage = offline_stage(retrier.stages()[1], clock)
+    consumer = Consumer()
+    stage._on_assign(consumer, [TopicPartition(TOPIC, 0)])  # type: ignore[arg-type]
+    forwarder = Sending()
+    consumer.batches = [[Record(0, 3, ms(clock.now + 1)), Record(0, 4, ms(clock.now + 0.5))]]
+    stage._step(consumer, forwarder)  # type: ignore[arg-type]
+    clock.now += 0.5
+    stage._step(consumer, forwarder)  # type: ignore[arg-type]
+    assert [out.topic for out in sent] == ["orders_retry_2"]  # 4, due first; 3 still held
+    acks[0](Delivered())
+    stage._step(consumer, forwarder)  # type: ignore[arg-type]
+    assert stores(consumer) == []  # 3 is still held
+    clock.now += 0.5
+    stage._step(consumer, forwarder)  # type: ignore[arg-type]
+    acks[1](Delivered())
+    stage._step(consumer, forwarder)  # type: ignore[arg-type]
+    assert stores(consumer) == [5]
+
+
+def test_a_retried_record_is_never_due_before_its_delay_is_over() -> None:
+    sent: list[Outgoing] = []
+
+    class Sending(Forwarder):
+        def send(self, out: Outgoing, done: Any) -> None:
+            sent.append(out)
+
+    retrier = Retrier("svc")
+
+    @retrier.handler("orders", delays=["1s"])
+    def handle(msg: Any) -> None:
+        raise RetryLater(after=0.3)
+
+    clock = Clock()
+    clock.now = 1000.0004
+    stage = offline_stage(retrier.stages()[0], clock)
+    consumer = Consumer()
+    stage._on_assign(consumer, [TopicPartition("orders", 0)])  # type: ignore[arg-type]
+    consumer.batches = [[Record(0, 0, 0)]]
+    stage._step(consumer, Sending())  # type: ignore[arg-type]
+    (out,) = sent
+    due = int(dict(out.headers)[hdr.DUE_AT])
+    assert due == 1000301  # 1000300.4 ms, rounded up: truncated it was due 0.4 ms early
