@@ -334,16 +334,13 @@ class Stage:
         return True
 
     def _hold(self, msg: Any) -> None:
-        """The DLQ flood guard tripped: the record waits until a reset, in a retry stage's window (which takes one
-        it handed out back, over its bounds), else where it is, its partition paused."""
+        """The DLQ flood guard tripped: the record waits where it is, its partition paused, until a reset. One the
+        due-time window handed out goes back into it instead: seeking back to it would fetch again the records
+        behind it, some held, some done."""
         assert self.consumer is not None
         partition, offset = msg.partition(), msg.offset()
-        tracker = self._tracker(partition)
-        if self.spec.attempt and partition not in self._waiting:
-            if self._window.hold(partition, offset, FOREVER, _size(msg), msg, force=tracker.holds(offset)):
-                tracker.hold(offset)
-            else:
-                self._wait(self.consumer, msg, FOREVER)
+        if self._tracker(partition).holds(offset):
+            self._window.hold(partition, offset, FOREVER, _size(msg), msg, force=True)
         else:
             self._wait(self.consumer, msg, FOREVER)
         self.stats.held += 1

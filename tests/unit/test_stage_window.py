@@ -10,6 +10,7 @@ from confluent_kafka import TopicPartition
 from kretry import Retrier, RetryLater
 from kretry import headers as hdr
 from kretry.forward import Outgoing
+from kretry.guard import DlqGuard, Flood
 from tests.unit.stages import offline_stage
 from tests.unit.test_stage_waiting import TOPIC, Clock, Consumer, Forwarder, Record, make_stage, step
 
@@ -153,3 +154,54 @@ def test_a_retried_record_is_never_due_before_its_delay_is_over() -> None:
     (out,) = sent
     due = int(dict(out.headers)[hdr.DUE_AT])
     assert due == 1000301  # 1000300.4 ms, rounded up: truncated it was due 0.4 ms early
+
+
+def test_a_held_record_the_flood_guard_holds_stays_in_the_window_until_the_reset() -> None:
+    sent: list[Outgoing] = []
+
+    class Sending(Forwarder):
+        def send(self, out: Outgoing, done: Any) -> None:
+            sent.append(out)
+
+    retrier = Retrier("svc", dlq_topic="dlq")
+    down = [True]
+    handled: list[int] = []
+
+    @retrier.handler("orders", delays=["1s"])
+    def handle(msg: Any) -> None:
+        if down[0]:
+            raise RuntimeError("bad deploy")
+        handled.append(msg.offset)
+
+    clock = Clock()
+    flood = Flood(DlqGuard(max_share=None, max_consecutive=1))
+    flood.may_dead_letter(0.0)
+    flood.may_dead_letter(0.0)  # tripped
+    stage = offline_stage(retrier.stages()[1], clock, flood)
+    consumer = Consumer()
+    stage.consumer = consumer  # type: ignore[assignment]
+    stage._on_assign(consumer, [TopicPartition(TOPIC, 0)])  # type: ignore[arg-type]
+    now = clock.now
+    consumer.batches = [[Record(0, 3, ms(now + 1)), Record(0, 4, ms(now + 0.5)), Record(0, 5, ms(now - 1))]]
+    stage._step(consumer, Sending())  # type: ignore[arg-type]
+    assert stores(consumer) == []  # 5 failed too, and waits where it is, its partition paused
+    assert ("pause", [(0, 5)]) in consumer.calls
+    consumer.calls.clear()
+
+    clock.now = now + 1  # both held records come due, fail, and are held again: not sought back to, not sent
+    stage._step(consumer, Sending())  # type: ignore[arg-type]
+    stage._step(consumer, Sending())  # type: ignore[arg-type]
+    assert sent == []
+    assert not [c for c in consumer.calls if c[0] in ("seek", "store")]
+    assert stage._window.count(0) == 2
+    assert stage.stats.held == 3
+
+    down[0] = False
+    flood.reset()  # every held record is due now: 3 and 4 out of the window, 5 once its partition resumes
+    consumer.batches = [[], [], [Record(0, 5, ms(now - 1))]]  # a step polls twice when nothing came
+    stage._step(consumer, Sending())  # type: ignore[arg-type]
+    assert handled == [3, 4]
+    assert stores(consumer) == [5]  # up to 5, which is not done yet
+    stage._step(consumer, Sending())  # type: ignore[arg-type]
+    assert handled == [3, 4, 5]
+    assert stores(consumer) == [5, 6]
