@@ -92,6 +92,7 @@ class Stage:
         # partition -> (due time in epoch s, offset) of the record it waits for
         self._waiting: dict[int, tuple[float, int]] = {}
         self._window: Window[Any] = Window()  # records fetched before their due time, held until it
+        self._full: set[int] = set()  # partitions waiting because their window was full: resumed once it has room
         self._fresh: list[TopicPartition] = []
         self.assigned: set[int] | None = None  # None until the first assignment
         self.fatal: BaseException | None = None
@@ -257,12 +258,12 @@ class Stage:
 
     def _delay(self, consumer: Consumer, msg: Any, due: float) -> None:
         """Hold a record that is not due in the window; when its partition's window is full, the partition waits
-        for it instead (paused, and fetched again from it when it is due)."""
+        for it instead (paused, and fetched again from it when it is due or the window has room again)."""
         partition, offset = msg.partition(), msg.offset()
         if partition not in self._waiting and self._window.hold(partition, offset, due, _size(msg), msg):
             self._tracker(partition).hold(offset)
         else:
-            self._wait(consumer, msg, due)
+            self._wait(consumer, msg, due, full=True)
 
     def _tracker(self, partition: int) -> PartitionOffsets:
         tracker = self._offsets.get(partition)
@@ -385,8 +386,12 @@ class Stage:
 
     # -- delays ---------------------------------------------------------------------------------------------
 
-    def _wait(self, consumer: Consumer, msg: Any, due: float) -> None:
+    def _wait(self, consumer: Consumer, msg: Any, due: float, full: bool = False) -> None:
         tp = TopicPartition(msg.topic(), msg.partition(), msg.offset())
+        if full:
+            self._full.add(msg.partition())
+        else:
+            self._full.discard(msg.partition())
         consumer.pause([tp])
         # Seeking back drops what was prefetched for this partition; the record is fetched again on resume,
         # so waiting costs no memory however long the backlog is.
@@ -396,7 +401,10 @@ class Stage:
 
     def _resume_due(self, consumer: Consumer) -> None:
         now = self._clock()
-        due = [p for p, (at, _) in self._waiting.items() if at <= now]
+        full, room = self._full, self._window.room
+        # A partition waiting for want of room resumes once its window is half empty: records behind the one it
+        # waits for may be due sooner than it.
+        due = [p for p, (at, _) in self._waiting.items() if at <= now or (p in full and room(p))]
         if due:
             consumer.resume([TopicPartition(self.spec.topic, p) for p in due])
             for p in due:

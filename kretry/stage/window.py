@@ -107,6 +107,13 @@ class Window(Generic[R]):
                     count += 1
         return count
 
+    def room(self, partition: int) -> bool:
+        """Whether a partition's window is at most half full: worth fetching again for (never, when it is off)."""
+        if self.max_records == 0:
+            return False
+        held = self._held.get(partition, ())
+        return 2 * len(held) <= self.max_records and 2 * self._bytes.get(partition, 0) <= self.max_bytes
+
     def count(self, partition: int | None = None) -> int:
         """Records held, of one partition or of all."""
         if partition is not None:

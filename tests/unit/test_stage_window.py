@@ -205,3 +205,31 @@ def test_a_held_record_the_flood_guard_holds_stays_in_the_window_until_the_reset
     stage._step(consumer, Sending())  # type: ignore[arg-type]
     assert handled == [3, 4, 5]
     assert stores(consumer) == [5, 6]
+
+
+def test_a_partition_waiting_for_room_resumes_once_its_window_is_half_empty() -> None:
+    stage, consumer, clock, handled = assigned(window=2)
+    now = clock.now
+    late, soon, mid, first = ms(now + 1), ms(now + 0.2), ms(now + 0.5), ms(now + 0.3)
+    consumer.batches = [[Record(0, 7, late), Record(0, 8, soon), Record(0, 9, mid), Record(0, 10, first)]]
+    step(stage, consumer)
+    assert consumer.calls[1:] == [("pause", [(0, 9)]), ("seek", [(0, 9)])]  # 7 and 8 held, no room for 9
+    consumer.calls.clear()
+
+    clock.now = now + 0.2  # 8 out: room again, 0.3 s before 9 is due
+    consumer.batches = [[], [], [Record(0, 9, mid), Record(0, 10, first)]]
+    step(stage, consumer)
+    assert handled == [8]
+    step(stage, consumer)
+    assert consumer.calls[:2] == [("resume", [(0, -1001)]), ("seek", [(0, 9)])]
+    assert stage._window.count(0) == 2  # 7 and 9; 10 did not fit: waits again
+    clock.now = now + 0.3
+    step(stage, consumer)
+    assert handled == [8]  # 10 waits behind the full window at most until its own due time
+    consumer.batches = [[Record(0, 10, first)]]
+    step(stage, consumer)
+    assert handled == [8, 10]
+    clock.now = now + 1
+    step(stage, consumer)
+    assert handled == [8, 10, 9, 7]
+    assert stores(consumer)[-1] == 11

@@ -80,3 +80,18 @@ def test_records_held_forever_are_due_once_released() -> None:
     assert window.release(20.0) == 1
     assert window.due(20.0) == ["held"]
     assert window.next_due() is None
+
+
+def test_a_window_has_room_again_once_half_empty() -> None:
+    window: Window[int] = Window(max_records=4, max_bytes=100)
+    for offset in range(4):
+        window.hold(0, offset, float(offset), 10, offset)
+    assert not window.room(0)
+    window.due(0.0)
+    assert not window.room(0)  # three of four
+    window.due(1.0)
+    assert window.room(0)
+    window.hold(1, 0, 5.0, 60, 0)
+    assert not window.room(1)  # 60 of 100 bytes
+    assert window.room(2)
+    assert not Window[int](max_records=0).room(0)
