@@ -30,7 +30,7 @@ from kretry.retrier import StageSpec
 from kretry.stage import txn
 from kretry.stage.failure import instead
 from kretry.stage.tally import Tally
-from kretry.stage.window import FOREVER, Window, due_ms, is_due
+from kretry.stage.window import FOREVER, Window, due_ms, is_due, record_cost
 from kretry.topology import retry_topic
 
 log = structlog.get_logger("kretry")
@@ -260,7 +260,7 @@ class Stage:
         """Hold a record that is not due in the window; when its partition's window is full, the partition waits
         for it instead (paused, and fetched again from it when it is due or the window has room again)."""
         partition, offset = msg.partition(), msg.offset()
-        if partition not in self._waiting and self._window.hold(partition, offset, due, _size(msg), msg):
+        if partition not in self._waiting and self._window.hold(partition, offset, due, record_cost(msg), msg):
             self._tracker(partition).hold(offset)
         else:
             self._wait(consumer, msg, due, full=True)
@@ -341,7 +341,7 @@ class Stage:
         assert self.consumer is not None
         partition, offset = msg.partition(), msg.offset()
         if self._tracker(partition).holds(offset):
-            self._window.hold(partition, offset, FOREVER, _size(msg), msg, force=True)
+            self._window.hold(partition, offset, FOREVER, record_cost(msg), msg, force=True)
         else:
             self._wait(self.consumer, msg, FOREVER)
         self.stats.held += 1
@@ -366,7 +366,7 @@ class Stage:
             if tracker is not None and tracker.holds(offset):
                 # Out of the window, not handled: back into it, due now; seeking to it would fetch again records
                 # behind it that are held or done.
-                self._window.hold(partition, offset, now, _size(msg), msg, force=True)
+                self._window.hold(partition, offset, now, record_cost(msg), msg, force=True)
             elif partition not in self._waiting:
                 first.setdefault(partition, offset)
         for partition, offset in first.items():
@@ -710,14 +710,6 @@ def _key(msg: Any) -> str | None:
         return None
     text: str = key[:64].decode("utf-8", errors="backslashreplace")
     return text if len(key) <= 64 else text + "..."
-
-
-def _size(msg: Any) -> int:
-    """What holding a record costs, roughly: its key, value and headers."""
-    size = len(msg.key() or b"") + len(msg.value() or b"")
-    for name, value in msg.headers() or ():
-        size += len(name) + len(value or b"")
-    return size
 
 
 def _iso(ms: int | None) -> str | None:

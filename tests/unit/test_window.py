@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from kretry.stage.window import FOREVER, Window, due_ms, is_due
+from kretry.stage.window import FOREVER, RECORD_OVERHEAD, Window, due_ms, is_due, record_cost
 
 
 def test_due_time_is_rounded_up_so_no_record_is_handled_early() -> None:
@@ -95,3 +95,30 @@ def test_a_window_has_room_again_once_half_empty() -> None:
     assert not window.room(1)  # 60 of 100 bytes
     assert window.room(2)
     assert not Window[int](max_records=0).room(0)
+
+
+def test_a_stage_holds_at_most_its_total_bytes_whatever_its_partitions() -> None:
+    window: Window[int] = Window(max_records=10, max_bytes=100, max_total_bytes=150)
+    assert window.hold(0, 1, 5.0, 80, 1)
+    assert not window.hold(1, 1, 5.0, 80, 1)  # 160 of 150 bytes, though partition 1 holds nothing
+    assert (window.total_bytes, window.room(1)) == (80, False)
+    window.due(5.0)
+    assert (window.total_bytes, window.room(1)) == (0, True)
+    assert window.hold(1, 1, 5.0, 80, 1)
+    assert window.drop(1) == 1
+    assert window.total_bytes == 0
+
+
+class Msg:
+    def key(self) -> bytes:
+        return b"k"
+
+    def value(self) -> bytes:
+        return b"x" * 100
+
+    def headers(self) -> list[tuple[str, bytes]]:
+        return [("kretry-due-at", b"1764000000000")]
+
+
+def test_a_record_costs_its_bytes_and_the_message_around_them() -> None:
+    assert record_cost(Msg()) == RECORD_OVERHEAD + 1 + 100 + 13 + 13
