@@ -31,6 +31,7 @@ from kretry.stage import txn
 from kretry.stage.failure import instead
 from kretry.stage.tally import Tally
 from kretry.stage.window import FOREVER, Window, due_ms, is_due, record_cost
+from kretry.stage.window import MAX_BYTES as MAX_WINDOW_BYTES
 from kretry.topology import retry_topic
 
 log = structlog.get_logger("kretry")
@@ -385,6 +386,11 @@ class Stage:
         )
 
     # -- delays ---------------------------------------------------------------------------------------------
+
+    def bound_window(self, records: int, total_mb: float) -> None:
+        """The due-time window's bounds (the worker's settings): records a partition, MiB the stage; before run()."""
+        total = int(total_mb * 2**20)
+        self._window = Window(records, min(MAX_WINDOW_BYTES, total), total)
 
     def _wait(self, consumer: Consumer, msg: Any, due: float, full: bool = False) -> None:
         tp = TopicPartition(msg.topic(), msg.partition(), msg.offset())

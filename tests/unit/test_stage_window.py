@@ -233,3 +233,16 @@ def test_a_partition_waiting_for_room_resumes_once_its_window_is_half_empty() ->
     step(stage, consumer)
     assert handled == [8, 10, 9, 7]
     assert stores(consumer)[-1] == 11
+
+
+def test_the_worker_bounds_a_stages_window_from_its_settings() -> None:
+    stage, consumer, clock, handled = assigned(window=1000)
+    stage.bound_window(2, 4.0)
+    assert (stage._window.max_records, stage._window.max_bytes, stage._window.max_total_bytes) == (2, 4 << 20, 4 << 20)
+    stage.bound_window(0, 64.0)  # off: every record not due waits at the head of its partition, as it did
+    consumer.batches = [[Record(0, 7, ms(clock.now + 1)), Record(0, 8, ms(clock.now + 0.3))]]
+    step(stage, consumer)
+    assert consumer.calls[1:] == [("pause", [(0, 7)]), ("seek", [(0, 7)])]
+    clock.now += 0.3
+    step(stage, consumer)
+    assert handled == []  # 8 waits behind 7
