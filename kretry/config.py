@@ -104,9 +104,9 @@ class Settings(BaseSettings):
     # A retry stage holds the records it fetched before their due time in memory, each handled when due whatever
     # its place in the partition (kretry.stage.window): at most this many a partition (0: none, every record waits
     # at the head of its partition) ...
-    retry_window_records: int = Field(default=5_000, ge=0)  # window.MAX_RECORDS
+    retry_window_records: int = Field(default=2_000, ge=0)  # window.MAX_RECORDS
     # ... and this many MiB a stage, a partition at most 8 of it (window.MAX_BYTES). Past either, the partition waits.
-    retry_window_mb: float = Field(default=64.0, gt=0)  # window.MAX_TOTAL_BYTES
+    retry_window_mb: float = Field(default=32.0, gt=0)  # window.MAX_TOTAL_BYTES
 
     @field_validator("bootstrap_servers")
     @classmethod

@@ -17,12 +17,12 @@ import heapq
 import math
 from typing import Any, Generic, TypeVar
 
-MAX_RECORDS = 5_000  # held per partition; past it the partition waits the old way
+MAX_RECORDS = 2_000  # held per partition; past it the partition waits the old way
 MAX_BYTES = 8 * 1024 * 1024  # held per partition, as record_cost() counts them
-MAX_TOTAL_BYTES = 64 * 1024 * 1024  # held by one stage, whatever its number of partitions
-# What a held confluent_kafka Message costs beyond its key, value and headers. Measured: 10,000 held records of
-# 100-byte values with kretry's headers (330 bytes each) grew the process by 22 MB, about 2.2 KB a record.
-RECORD_OVERHEAD = 2_000
+MAX_TOTAL_BYTES = 32 * 1024 * 1024  # held by one stage, whatever its number of partitions
+# What a held confluent_kafka Message costs beyond its key, value and headers. Measured (bench/backlog.py): a
+# worker holding about 23,000 records of 100-byte values and 3 headers grew by 71 MB, about 3.1 KB a record.
+RECORD_OVERHEAD = 3_000
 FOREVER = math.inf  # the due time of a record the DLQ flood guard holds until it is reset
 
 R = TypeVar("R")
