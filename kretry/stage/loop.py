@@ -181,6 +181,7 @@ class Stage:
         batch = self._fetch(consumer)
         held = self._window.due(self._clock()) if self.spec.attempt else []
         ready = self._take(consumer, forwarder, held + batch if held else batch, len(held))
+        self.stats.windowed = self._window.records
         if ready:
             outcomes = self._dispatch.call_batch(ready)
             if self._overdue():

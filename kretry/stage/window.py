@@ -56,6 +56,7 @@ class Window(Generic[R]):
         self.max_bytes = max_bytes
         self.max_total_bytes = max_total_bytes
         self.total_bytes = 0
+        self.records = 0  # held, of every partition
         self._held: dict[int, dict[int, tuple[float, int, R]]] = {}  # partition -> offset -> (due, size, record)
         self._bytes: dict[int, int] = {}
         # (due, partition, offset), earliest first; an entry whose record was dropped or re-timed is skipped
@@ -78,6 +79,7 @@ class Window(Generic[R]):
         held[offset] = (due, size, record)
         self._bytes[partition] = used + size
         self.total_bytes += size
+        self.records += 1
         heapq.heappush(self._heap, (due, partition, offset))
         return True
 
@@ -94,6 +96,7 @@ class Window(Generic[R]):
             del held[offset]
             self._bytes[partition] -= entry[1]
             self.total_bytes -= entry[1]
+            self.records -= 1
             out.append(entry[2])
         return out
 
@@ -111,24 +114,34 @@ class Window(Generic[R]):
     def drop(self, partition: int) -> int:
         """Forget a partition's records (revoked, or sought back to its committed offset); return how many."""
         self.total_bytes -= self._bytes.pop(partition, 0)
-        return len(self._held.pop(partition, {}))
+        dropped = len(self._held.pop(partition, {}))
+        self.records -= dropped
+        if len(self._heap) > 2 * self.records + 64:
+            self._rebuild()  # a dropped partition's entries would sit in the heap until due (forever, if held so)
+        return dropped
 
     def clear(self) -> None:
         self._held.clear()
         self._bytes.clear()
         self._heap.clear()
-        self.total_bytes = 0
+        self.total_bytes = self.records = 0
 
     def release(self, now: float) -> int:
         """The records held until the flood guard's reset are due at ``now``; return how many."""
         count = 0
-        for partition, held in self._held.items():
+        for held in self._held.values():
             for offset, (due, size, record) in held.items():
                 if due == FOREVER:
                     held[offset] = (now, size, record)
-                    heapq.heappush(self._heap, (now, partition, offset))
                     count += 1
+        if count:
+            self._rebuild()
         return count
+
+    def _rebuild(self) -> None:
+        """The heap again from the held records alone."""
+        self._heap = [(e[0], p, o) for p, held in self._held.items() for o, e in held.items()]
+        heapq.heapify(self._heap)
 
     def room(self, partition: int) -> bool:
         """Whether a partition's window is at most half full: worth fetching again for (never, when it is off)."""
@@ -143,9 +156,7 @@ class Window(Generic[R]):
 
     def count(self, partition: int | None = None) -> int:
         """Records held, of one partition or of all."""
-        if partition is not None:
-            return len(self._held.get(partition, ()))
-        return sum(len(held) for held in self._held.values())
+        return self.records if partition is None else len(self._held.get(partition, ()))
 
     def size(self, partition: int) -> int:
         """Bytes held of one partition."""

@@ -122,3 +122,16 @@ class Msg:
 
 def test_a_record_costs_its_bytes_and_the_message_around_them() -> None:
     assert record_cost(Msg()) == RECORD_OVERHEAD + 1 + 100 + 13 + 13
+
+
+def test_dropping_records_held_forever_leaves_nothing_behind() -> None:
+    window: Window[int] = Window()
+    for round_ in range(100):  # a partition assigned and revoked again and again while the flood guard holds
+        for offset in range(10):
+            window.hold(round_ % 3, offset, FOREVER, 1, offset)
+        window.drop(round_ % 3)
+    assert (window.records, window.total_bytes) == (0, 0)
+    assert len(window._heap) <= 64 + 10
+    window.hold(0, 1, 5.0, 1, 1)
+    assert (window.records, window.next_due(), window.due(5.0)) == (1, 5.0, [1])
+    assert window.records == 0
