@@ -23,6 +23,7 @@ ROWS: list[tuple[str, str, str, str, Any]] = [
     ("hol_ratio", "4. Head-of-line: healthy rps, kretry / blocking", "x", "", None),
     ("backlog_rss_mb", "5. Backlog: worker RSS after 60 s", "MB", "< 150", lambda v: v < 150),
     ("backlog_rss_growth_mb", "5. Backlog: RSS growth over 60 s", "MB", "flat", lambda v: abs(v) < 5),
+    ("backlog_rss_settled_growth_mb", "5. Backlog: RSS growth 15-60 s", "MB", "flat", lambda v: abs(v) < 5),
     ("startup_s", "6. Start-up to every stage assigned (median)", "s", "", None),
     ("key_order_ratio", "7. Async handler: ordering key / none throughput", "x", ">= 0.9", lambda v: v >= 0.9),
     ("key_order_partition_ratio", "7. Async handler: ordering partition / none throughput", "x", "", None),
