@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from kretry import Message, Retrier, RetryLater
 from kretry import headers as hdr
-from tests.integration.kit import header, produce, read_to_end, unique, wait_until
+from tests.integration.kit import committed, header, produce, read_to_end, unique, wait_until
 from tests.integration.workers import running
 
 NewTopic = Callable[..., str]
@@ -74,3 +74,30 @@ def test_a_shorter_retry_later_is_not_kept_waiting_behind_a_longer_delay(bootstr
     waited = {value: handled[value] - failed[value] for value in handled}
     assert 0.3 <= waited[b"soon"] < 0.7, waited  # at its own due time, not after the record ahead of it (1 s)
     assert 1.0 <= waited[b"late"] < 1.5, waited
+
+
+def test_a_worker_stopped_while_records_wait_in_memory_commits_nothing_past_them(
+    bootstrap: str, new_topic: NewTopic
+) -> None:
+    topic = new_topic("held")
+    retrier = make(bootstrap)
+    handled: list[tuple[bytes, int]] = []
+
+    @retrier.handler(topic, delays=["3s"])
+    def handle(msg: Message) -> None:
+        if msg.attempt == 0:
+            if msg.value == b"soon":
+                raise RetryLater(after=0.3)
+            raise RuntimeError("down for the tier's delay")
+        handled.append((msg.value, msg.attempt))
+
+    retry, group = f"{topic}_retry_1", f"{retrier.group_id}.{topic}_retry_1"
+    with running(retrier):
+        produce(bootstrap, topic, [(b"k", b"late", None), (b"k", b"soon", None)])
+        wait_until(lambda: handled == [(b"soon", 1)], timeout=30, what="the record due sooner handled")
+    # "late" (offset 0) was still waiting in memory: the group's offset stays at it, "soon" done behind it or not.
+    assert committed(bootstrap, group, retry) in ([0], [-1001])
+
+    with running(retrier):
+        wait_until(lambda: (b"late", 1) in handled, timeout=30, what="the held record handled after a restart")
+        wait_until(lambda: committed(bootstrap, group, retry) == [2], timeout=30, what="both records committed")
