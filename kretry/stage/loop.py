@@ -1,8 +1,10 @@
 """One consume loop for one stage: the main topic, or retry topic n of it.
 
-poll a batch -> for each record: skip another service's retries, wait until due (pause + seek back, never sleep)
--> handler -> on failure decide and forward -> store the offsets of records that are done. Runs in a thread of its
-own, with its own consumer and producer, so delivery callbacks and offset bookkeeping never cross threads.
+poll a batch -> for each record: skip another service's retries, wait until due (held in the due-time window,
+kretry.stage.window, and taken with the next batch once due; a partition whose window is full pauses and seeks back,
+never sleep) -> handler -> on failure decide and forward -> store the offsets of records that are done. Runs in a
+thread of its own, with its own consumer and producer, so delivery callbacks and offset bookkeeping never cross
+threads.
 """
 
 from __future__ import annotations

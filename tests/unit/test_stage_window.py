@@ -246,3 +246,31 @@ def test_the_worker_bounds_a_stages_window_from_its_settings() -> None:
     clock.now += 0.3
     step(stage, consumer)
     assert handled == []  # 8 waits behind 7
+
+
+def test_an_aborted_transaction_drops_the_window_with_everything_else_since_the_last_commit() -> None:
+    class Rewinding(Consumer):
+        def committed(self, tps: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+            return [TopicPartition(tp.topic, tp.partition, 6) for tp in tps]
+
+    class Discarding(Forwarder):
+        def discard(self) -> None:
+            pass
+
+    handled: list[int] = []
+    stage, _, clock = make_stage(handled, window=1000)
+    consumer = Rewinding()
+    stage._on_assign(consumer, [TopicPartition(TOPIC, 0)])  # type: ignore[arg-type]
+    now = clock.now
+    consumer.batches = [[Record(0, 6, ms(now + 1)), Record(0, 7, ms(now + 0.3))]]
+    step(stage, consumer)
+    assert stage._window.count() == 2
+    stage._rehandle(consumer, Discarding(), "commit refused")  # type: ignore[arg-type]
+    assert stage._window.count() == 0
+    assert ("seek", [(0, 6)]) in consumer.calls  # both fetched again from the committed offset
+    consumer.batches = [[Record(0, 6, ms(now + 1)), Record(0, 7, ms(now + 0.3))]]
+    step(stage, consumer)
+    clock.now = now + 1
+    step(stage, consumer)
+    assert handled == [7, 6]
+    assert stores(consumer) == [8]
