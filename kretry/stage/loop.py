@@ -211,6 +211,10 @@ class Stage:
                 pass  # another service's record (done with), or its partition now waits for it
             elif batched:
                 ready.append(msg)
+                if delayed:
+                    # Its place in the partition's offsets now, before the records held after it (settled after
+                    # the whole batch, it would come after them and the stored offset could move backwards).
+                    self._tracker(msg.partition()).hold(msg.offset())
             elif overdue():
                 self._abandon(consumer, batch[i:])
                 break
@@ -339,9 +343,9 @@ class Stage:
         return True
 
     def _hold(self, msg: Any) -> None:
-        """The DLQ flood guard tripped: the record waits where it is, its partition paused, until a reset. One the
-        due-time window handed out goes back into it instead: seeking back to it would fetch again the records
-        behind it, some held, some done."""
+        """The DLQ flood guard tripped: the record waits where it is, its partition paused, until a reset. One with
+        a place in the offsets already (out of the due-time window, or taken for an async batch) goes into the window
+        instead: seeking back to it would fetch again the records behind it, some held, some done."""
         assert self.consumer is not None
         partition, offset = msg.partition(), msg.offset()
         if self._tracker(partition).holds(offset):

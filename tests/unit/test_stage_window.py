@@ -274,3 +274,32 @@ def test_an_aborted_transaction_drops_the_window_with_everything_else_since_the_
     step(stage, consumer)
     assert handled == [7, 6]
     assert stores(consumer) == [8]
+
+
+def test_an_async_handler_gets_held_records_at_their_due_time_too() -> None:
+    retrier = Retrier("svc")
+    handled: list[int] = []
+
+    @retrier.handler("orders", delays=["1s"], concurrency=4)
+    async def handle(msg: Any) -> None:
+        handled.append(msg.offset)
+
+    clock = Clock()
+    stage = offline_stage(retrier.stages()[1], clock)
+    consumer = Consumer()
+    stage._on_assign(consumer, [TopicPartition(TOPIC, 0)])  # type: ignore[arg-type]
+    now = clock.now
+    consumer.batches = [[Record(0, 6, ms(now - 1)), Record(0, 7, ms(now + 1)), Record(0, 8, ms(now + 0.3))]]
+    try:
+        step(stage, consumer)
+        clock.now = now + 0.3
+        consumer.batches = [[Record(0, 9, ms(now - 1))]]
+        step(stage, consumer)
+        assert handled == [6, 8, 9]
+        assert stores(consumer) == [7]
+        clock.now = now + 1
+        step(stage, consumer)
+        assert handled == [6, 8, 9, 7]
+        assert stores(consumer) == [7, 10]
+    finally:
+        stage._dispatch.close()
