@@ -1,19 +1,30 @@
-"""Benchmark 3: how late records leave a 2 s retry tier: handled (time.time()) minus their kretry-due-at."""
+"""Benchmark 3: how late records leave a retry tier: handled (time.time()) minus their kretry-due-at.
+
+``run``: every record waits the tier's 2 s. The others give one tier many due times, so a record due sooner sits
+behind one due later in its partition: ``run_jitter`` (±50 % jitter), ``run_mixed`` (RetryLater delays from 0.2 s to
+2 s), ``run_burst`` (2,000 records all due at the same millisecond).
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
+import kretry
 from bench.common import BOOTSTRAP, PARTITIONS, create_topics, delete_topics, percentile, produce, running, unique
-from kretry import Message, Retrier
+from kretry import Message, Retrier, RetryLater
 from kretry import headers as hdr
 from kretry.topology import retry_topic
 
 RECORDS = 10_000
 DELAY = "2s"
+JITTER = 0.5
+MIXED = (0.2, 0.5, 1.0, 1.5, 2.0)  # RetryLater(after=...) by offset, in turn
+BURST = 2_000
+BURST_AFTER = 3.0  # seconds from the start of the run to the burst's one due time
 
 
 def due_at(topic: str, count: int) -> dict[tuple[int, int], int]:
@@ -33,19 +44,20 @@ def due_at(topic: str, count: int) -> dict[tuple[int, int], int]:
     return found
 
 
-def run(records: int = RECORDS) -> dict[str, Any]:
-    main = unique("delay")
+def lateness(name: str, records: int, delays: Any, fail: Callable[[Message], None]) -> list[float]:
+    """Milliseconds from kretry-due-at to the handler, of every record: ``fail`` raises on its first attempt."""
+    main = unique(name)
     retry = retry_topic(main, 1)
-    dlq = unique("delay-dlq")
+    dlq = unique(f"{name}-dlq")
     create_topics([main, retry, dlq])
     produce(main, records)
     handled: dict[tuple[int, int], float] = {}
-    retrier = Retrier(group_id=unique("delay"), dlq_topic=dlq)
+    retrier = Retrier(group_id=unique(name), dlq_topic=dlq)
 
-    @retrier.handler(main, delays=[DELAY])
+    @retrier.handler(main, delays=delays)
     def handle(msg: Message) -> None:
         if msg.attempt == 0:
-            raise RuntimeError("later")
+            fail(msg)
         handled[(msg.partition, msg.offset)] = time.time()
 
     try:
@@ -54,7 +66,15 @@ def run(records: int = RECORDS) -> dict[str, Any]:
         due = due_at(retry, records)
     finally:
         delete_topics([main, retry, dlq])
-    late = [(at - due[key] / 1000.0) * 1000.0 for key, at in handled.items() if key in due]
+    return [(at - due[key] / 1000.0) * 1000.0 for key, at in handled.items() if key in due]
+
+
+def later(msg: Message) -> None:
+    raise RuntimeError("later")
+
+
+def run(records: int = RECORDS) -> dict[str, Any]:
+    late = lateness("delay", records, [DELAY], later)
     return {
         "lateness_p50_ms": percentile(late, 50),
         "lateness_p99_ms": percentile(late, 99),
@@ -62,4 +82,39 @@ def run(records: int = RECORDS) -> dict[str, Any]:
         "lateness_min_ms": min(late),
         "lateness_records": len(late),
         "lateness_delay": DELAY,
+    }
+
+
+def run_jitter(records: int = RECORDS) -> dict[str, Any]:
+    late = lateness("jitter", records, kretry.fixed(DELAY, retries=1, jitter=JITTER), later)
+    return {
+        "lateness_jitter_p50_ms": percentile(late, 50),
+        "lateness_jitter_p99_ms": percentile(late, 99),
+        "lateness_jitter_min_ms": min(late),
+    }
+
+
+def run_mixed(records: int = RECORDS) -> dict[str, Any]:
+    def mixed(msg: Message) -> None:
+        raise RetryLater(after=MIXED[msg.offset % len(MIXED)])
+
+    late = lateness("mixed", records, [DELAY], mixed)
+    return {
+        "lateness_mixed_p50_ms": percentile(late, 50),
+        "lateness_mixed_p99_ms": percentile(late, 99),
+        "lateness_mixed_min_ms": min(late),
+    }
+
+
+def run_burst(records: int = BURST) -> dict[str, Any]:
+    at = time.time() + BURST_AFTER  # later than every record's failure: they all come due together
+
+    def burst(msg: Message) -> None:
+        raise RetryLater(after=max(0.0, at - time.time()))
+
+    late = lateness("burst", records, ["10s"], burst)
+    return {
+        "lateness_burst_p50_ms": percentile(late, 50),
+        "lateness_burst_p99_ms": percentile(late, 99),
+        "lateness_burst_min_ms": min(late),
     }

@@ -17,6 +17,9 @@ BENCHES: list[tuple[str, Callable[[], dict[str, Any]]]] = [
     ("retry_path", lambda: retry_path.run()),
     ("retry_path_eos", lambda: retry_path.run_exactly_once()),
     ("delay", lambda: delay.run()),
+    ("delay_jitter", lambda: delay.run_jitter()),
+    ("delay_mixed", lambda: delay.run_mixed()),
+    ("delay_burst", lambda: delay.run_burst()),
     ("hol", lambda: hol.run()),
     ("backlog", lambda: backlog.run()),
     ("startup", lambda: startup.run()),
@@ -31,6 +34,9 @@ NOTES = [
     "reach the record count (every forward acknowledged).",
     "retry path, exactly_once: the same path with exactly_once=True against exactly_once=False, interleaved; end = a "
     "read_committed reader has every DLQ record (transaction markers take offsets).",
+    f"delay lateness: handled minus kretry-due-at, {delay.RECORDS:,} records over {delay.PARTITIONS} partitions in one "
+    f"tier; jitter ±{delay.JITTER:.0%} of {delay.DELAY}; mixed RetryLater(after=...) in turn {delay.MIXED} s in a "
+    f"{delay.DELAY} tier; burst: {delay.BURST:,} records due at the same moment.",
     f"head-of-line: kretry over {hol.KRETRY_RECORDS:,} records, the blocking loop over {hol.BARE_RECORDS:,} "
     "(each failure costs it 5 s; its rate does not depend on the count).",
     f"key order: an async handler awaiting {key_order.LATENCY * 1000:.0f} ms, concurrency {key_order.CONCURRENCY}, "

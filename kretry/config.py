@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     # Part of every transactional.id (exactly_once): unique among the service's live workers, the same for a worker
     # restarted in its place. Unset: hostname plus the lowest per-host slot free (kretry.instance).
     instance_id: str | None = None
+    # A retry stage holds the records it fetched before their due time in memory, each handled when due whatever
+    # its place in the partition (kretry.stage.window): at most this many a partition (0: none, every record waits
+    # at the head of its partition) ...
+    retry_window_records: int = Field(default=2_000, ge=0)  # window.MAX_RECORDS
+    # ... and this many MiB a stage, a partition at most 8 of it (window.MAX_BYTES). Past either, the partition waits.
+    retry_window_mb: float = Field(default=32.0, gt=0)  # window.MAX_TOTAL_BYTES
 
     @field_validator("bootstrap_servers")
     @classmethod

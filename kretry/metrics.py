@@ -60,6 +60,7 @@ class StageStats:
         "stage",
         "success",
         "topic",
+        "windowed",
     )
 
     def __init__(self, topic: str, stage: str) -> None:
@@ -69,6 +70,7 @@ class StageStats:
         self.abandoned = 0  # records left unhandled because a handler outlasted max.poll.interval.ms
         self.held = 0  # records held back from the DLQ by the flood guard
         self.paused = 0
+        self.windowed = 0  # records a retry stage holds in memory until their due time
         self.handler = Buckets(HANDLER_BUCKETS)
         self.lateness = Buckets(LATENESS_BUCKETS)
 
@@ -94,6 +96,11 @@ class _StageCollector(Collector):
         paused = GaugeMetricFamily(
             "kretry_paused_partitions", "Partitions paused until their next record is due", labels=["topic", "stage"]
         )
+        windowed = GaugeMetricFamily(
+            "kretry_window_records",
+            "Records a retry stage fetched before their due time and holds until it (kretry.stage.window)",
+            labels=["topic", "stage"],
+        )
         abandoned = CounterMetricFamily(
             "kretry_abandoned_records",
             "Records left unhandled after a handler outlasted max.poll.interval.ms (fetched again)",
@@ -113,7 +120,8 @@ class _StageCollector(Collector):
             for family, buckets in ((handler, s.handler), (lateness, s.lateness)):
                 family.add_metric(labels, buckets.cumulative(), sum_value=buckets.sum)
             paused.add_metric(labels, s.paused)
-        yield from (messages, handler, lateness, paused, abandoned, held)
+            windowed.add_metric(labels, s.windowed)
+        yield from (messages, handler, lateness, paused, windowed, abandoned, held)
 
 
 class Metrics:

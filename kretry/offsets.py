@@ -12,17 +12,22 @@ from collections import deque
 class PartitionOffsets:
     """The records of one assigned partition, in the order the stage took them."""
 
-    __slots__ = ("_done", "_pending", "dirty", "next")
+    __slots__ = ("_done", "_held", "_pending", "dirty", "next")
 
     def __init__(self) -> None:
         self._pending: deque[int] = deque()
         self._done: set[int] = set()
+        self._held: set[int] = set()  # pending, taken before their due time: their outcome comes later
         self.next: int | None = None  # the offset to store: one past the done prefix
         self.dirty = False  # `next` moved since it was last stored
 
     def done_now(self, offset: int) -> None:
         """A record finished the moment it was taken (its handler succeeded)."""
         if self._pending:
+            if offset in self._held:
+                self._held.discard(offset)
+                self.finish(offset)
+                return
             self._pending.append(offset)
             self._done.add(offset)
         else:
@@ -31,7 +36,20 @@ class PartitionOffsets:
 
     def begin(self, offset: int) -> None:
         """A record whose outcome is not known yet (its forwarded copy is not acknowledged)."""
+        if offset in self._held:
+            self._held.discard(offset)  # pending since it was held, in its place
+            return
         self._pending.append(offset)
+
+    def hold(self, offset: int) -> None:
+        """A record taken now, in offset order, and handled later (when it is due): pending until then, so nothing
+        past it is stored. Holding it again, or then calling begin() or done_now() for it, keeps its one place."""
+        if offset not in self._held:
+            self._held.add(offset)
+            self._pending.append(offset)
+
+    def holds(self, offset: int) -> bool:
+        return offset in self._held
 
     def finish(self, offset: int) -> None:
         self._done.add(offset)

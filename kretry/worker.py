@@ -113,6 +113,7 @@ class Worker:
                     else transactional_id(self.retrier.group_id, spec.topic, self.instance.name),
                 )
             )
+            self.stages[-1].bound_window(settings.retry_window_records, settings.retry_window_mb)
         try:
             for stage in self.stages:
                 # Before anything is consumed: a predecessor with the same ids is fenced and its open transactions

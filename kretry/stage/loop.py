@@ -1,13 +1,16 @@
 """One consume loop for one stage: the main topic, or retry topic n of it.
 
-poll a batch -> for each record: skip another service's retries, wait until due (pause + seek back, never sleep)
--> handler -> on failure decide and forward -> store the offsets of records that are done. Runs in a thread of its
-own, with its own consumer and producer, so delivery callbacks and offset bookkeeping never cross threads.
+poll a batch -> for each record: skip another service's retries, wait until due (held in the due-time window,
+kretry.stage.window, and taken with the next batch once due; a partition whose window is full pauses and seeks back,
+never sleep) -> handler -> on failure decide and forward -> store the offsets of records that are done. Runs in a
+thread of its own, with its own consumer and producer, so delivery callbacks and offset bookkeeping never cross
+threads.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +32,8 @@ from kretry.retrier import StageSpec
 from kretry.stage import txn
 from kretry.stage.failure import instead
 from kretry.stage.tally import Tally
+from kretry.stage.window import FOREVER, Window, due_ms, is_due, record_cost
+from kretry.stage.window import MAX_BYTES as MAX_WINDOW_BYTES
 from kretry.topology import stage_attempt
 
 log = structlog.get_logger("kretry")
@@ -89,6 +94,8 @@ class Stage:
         self._offsets: dict[int, PartitionOffsets] = {}
         # partition -> (due time in epoch s, offset) of the record it waits for
         self._waiting: dict[int, tuple[float, int]] = {}
+        self._window: Window[Any] = Window()  # records fetched before their due time, held until it
+        self._full: set[int] = set()  # partitions waiting because their window was full: resumed once it has room
         self._fresh: list[TopicPartition] = []
         self.assigned: set[int] | None = None  # None until the first assignment
         self.fatal: BaseException | None = None
@@ -175,7 +182,10 @@ class Stage:
             self._commit_txn(consumer, forwarder, self.txn)
 
     def _handle(self, consumer: Consumer, forwarder: Forwarder) -> None:
-        ready = self._take(consumer, forwarder, self._fetch(consumer))
+        batch = self._fetch(consumer)
+        held = self._window.due(self._clock()) if self.spec.attempt else []
+        ready = self._take(consumer, forwarder, held + batch if held else batch, len(held))
+        self.stats.windowed = self._window.records
         if ready:
             outcomes = self._dispatch.call_batch(ready)
             if self._overdue():
@@ -184,8 +194,9 @@ class Stage:
                 for msg, outcome in zip(ready, outcomes, strict=True):
                     self._settle(forwarder, msg, outcome)
 
-    def _take(self, consumer: Consumer, forwarder: Forwarder, batch: list[Any]) -> list[Any]:
-        """Handle the batch's due records now (sync handlers) or return them (async handlers)."""
+    def _take(self, consumer: Consumer, forwarder: Forwarder, batch: list[Any], held: int = 0) -> list[Any]:
+        """Handle the batch's due records now (sync handlers) or return them (async handlers); its first ``held``
+        records come out of the window, due now, ahead of their partitions' later records."""
         ready = []
         # The per-record loop of every stage: lookups hoisted; a main stage never waits.
         stopping, waiting, delayed, batched = self._stopping, self._waiting, self.spec.attempt > 0, self._batched
@@ -196,12 +207,16 @@ class Stage:
             err = msg.error()
             if err is not None:
                 self._on_consume_error(err, msg)
-            elif waiting and msg.partition() in waiting:
+            elif waiting and i >= held and msg.partition() in waiting:
                 pass  # fetched before the pause; the partition resumes at the waiting record (_resume_due)
             elif delayed and not self._mine_and_due(consumer, msg):
                 pass  # another service's record (done with), or its partition now waits for it
             elif batched:
                 ready.append(msg)
+                if delayed:
+                    # Its place in the partition's offsets now, before the records held after it (settled after
+                    # the whole batch, it would come after them and the stored offset could move backwards).
+                    self._tracker(msg.partition()).hold(msg.offset())
             elif overdue():
                 self._abandon(consumer, batch[i:])
                 break
@@ -227,24 +242,38 @@ class Stage:
         return batch
 
     def _poll_timeout(self) -> float:
-        if not self._waiting:
+        soonest = self._window.next_due()
+        if self._waiting:
+            waited = min(at for at, _ in self._waiting.values())
+            soonest = waited if soonest is None else min(soonest, waited)
+        if soonest is None:
             return IDLE_POLL
-        return max(0.0, min(IDLE_POLL, min(at for at, _ in self._waiting.values()) - self._clock()))
+        return max(0.0, min(IDLE_POLL, soonest - self._clock()))
 
     def _mine_and_due(self, consumer: Consumer, msg: Any) -> bool:
         """True when the record is this service's and may be handled now; otherwise it is done with (another
         service's) or its partition waits for it."""
-        due_ms, group = hdr.due_and_group(msg.headers())
+        due_at, group = hdr.due_and_group(msg.headers())
         if group is not None and group != self._group:
             self._foreign(msg, group)
             return False
-        due = (msg.timestamp()[1] + int(self.spec.delay * 1000) if due_ms is None else due_ms) / 1000.0
+        if due_at is None:  # not kretry's (produced there by hand): due its tier's delay after it was written
+            due_at = msg.timestamp()[1] + math.ceil(self.spec.delay * 1000)
         now = self._clock()
-        if due > now:
-            self._wait(consumer, msg, due)
+        if not is_due(due_at, now):
+            self._delay(consumer, msg, due_at / 1000.0)
             return False
-        self.stats.lateness.observe(now - due)
+        self.stats.lateness.observe(now - due_at / 1000.0)
         return True
+
+    def _delay(self, consumer: Consumer, msg: Any, due: float) -> None:
+        """Hold a record that is not due in the window; when its partition's window is full, the partition waits
+        for it instead (paused, and fetched again from it when it is due or the window has room again)."""
+        partition, offset = msg.partition(), msg.offset()
+        if partition not in self._waiting and self._window.hold(partition, offset, due, record_cost(msg), msg):
+            self._tracker(partition).hold(offset)
+        else:
+            self._wait(consumer, msg, due, full=True)
 
     def _tracker(self, partition: int) -> PartitionOffsets:
         tracker = self._offsets.get(partition)
@@ -253,8 +282,9 @@ class Stage:
         return tracker
 
     def _settle(self, forwarder: Forwarder, msg: Any, outcome: BaseException | None) -> None:
-        if self._waiting and msg.partition() in self._waiting:
-            return  # a record before it in its partition is held: nothing past that may be stored
+        waits = self._waiting.get(msg.partition()) if self._waiting else None
+        if waits is not None and msg.offset() >= waits[1]:
+            return  # a record before it in its partition waits: nothing past that may be stored
         tracker = self._tracker(msg.partition())
         if outcome is None:
             tracker.done_now(msg.offset())
@@ -282,6 +312,7 @@ class Stage:
         self.recreated.clear()
         partitions = sorted(self.assigned or ())
         self._waiting.clear()
+        self._window.clear()
         for p in partitions:
             self._offsets[p] = PartitionOffsets()
             with contextlib.suppress(KafkaException):
@@ -300,6 +331,7 @@ class Stage:
             self._flood_generation = flood.generation
             # Records held on their way to the DLQ are due now; a main stage takes records again.
             self._waiting = {p: (0.0, offset) for p, (_, offset) in self._waiting.items()}
+            self._window.release(self._clock())
             if self.spec.attempt == 0 and self.assigned:
                 consumer.resume([TopicPartition(self.spec.topic, p) for p in self.assigned if p not in self._waiting])
         if flood.tripped is None or self.spec.attempt != 0:
@@ -313,9 +345,15 @@ class Stage:
         return True
 
     def _hold(self, msg: Any) -> None:
-        """The DLQ flood guard tripped: the record waits where it is, its partition paused, until a reset."""
+        """The DLQ flood guard tripped: the record waits where it is, its partition paused, until a reset. One with
+        a place in the offsets already (out of the due-time window, or taken for an async batch) goes into the window
+        instead: seeking back to it would fetch again the records behind it, some held, some done."""
         assert self.consumer is not None
-        self._wait(self.consumer, msg, float("inf"))
+        partition, offset = msg.partition(), msg.offset()
+        if self._tracker(partition).holds(offset):
+            self._window.hold(partition, offset, FOREVER, record_cost(msg), msg, force=True)
+        else:
+            self._wait(self.consumer, msg, FOREVER)
         self.stats.held += 1
         if self.stats.held == 1 or self.stats.held % 1000 == 0:
             self._log.error(
@@ -329,9 +367,18 @@ class Stage:
     def _rewind(self, consumer: Consumer, rest: list[Any]) -> None:
         """Seek each partition of ``rest`` back to its first record there, so none of them is passed over."""
         first: dict[int, int] = {}
+        now = self._clock()
         for msg in rest:
-            if msg.error() is None and msg.partition() not in self._waiting:
-                first.setdefault(msg.partition(), msg.offset())
+            if msg.error() is not None:
+                continue
+            partition, offset = msg.partition(), msg.offset()
+            tracker = self._offsets.get(partition)
+            if tracker is not None and tracker.holds(offset):
+                # Out of the window, not handled: back into it, due now; seeking to it would fetch again records
+                # behind it that are held or done.
+                self._window.hold(partition, offset, now, record_cost(msg), msg, force=True)
+            elif partition not in self._waiting:
+                first.setdefault(partition, offset)
         for partition, offset in first.items():
             # The partition may be revoked already; then its next owner starts from the last commit anyway.
             with contextlib.suppress(KafkaException):
@@ -349,8 +396,17 @@ class Stage:
 
     # -- delays ---------------------------------------------------------------------------------------------
 
-    def _wait(self, consumer: Consumer, msg: Any, due: float) -> None:
+    def bound_window(self, records: int, total_mb: float) -> None:
+        """The due-time window's bounds (the worker's settings): records a partition, MiB the stage; before run()."""
+        total = int(total_mb * 2**20)
+        self._window = Window(records, min(MAX_WINDOW_BYTES, total), total)
+
+    def _wait(self, consumer: Consumer, msg: Any, due: float, full: bool = False) -> None:
         tp = TopicPartition(msg.topic(), msg.partition(), msg.offset())
+        if full:
+            self._full.add(msg.partition())
+        else:
+            self._full.discard(msg.partition())
         consumer.pause([tp])
         # Seeking back drops what was prefetched for this partition; the record is fetched again on resume,
         # so waiting costs no memory however long the backlog is.
@@ -360,7 +416,10 @@ class Stage:
 
     def _resume_due(self, consumer: Consumer) -> None:
         now = self._clock()
-        due = [p for p, (at, _) in self._waiting.items() if at <= now]
+        full, room = self._full, self._window.room
+        # A partition waiting for want of room resumes once its window is half empty: records behind the one it
+        # waits for may be due sooner than it.
+        due = [p for p, (at, _) in self._waiting.items() if at <= now or (p in full and room(p))]
         if due:
             consumer.resume([TopicPartition(self.spec.topic, p) for p in due])
             for p in due:
@@ -402,7 +461,7 @@ class Stage:
         trace = None
         if decision.action is Action.RETRY:
             target = self._topics[decision.tier]
-            due_at: int | None = int((now + decision.delay) * 1000)
+            due_at: int | None = due_ms(now, decision.delay)
             self.stats.retried += 1
             if self._retries_log.add(time.monotonic(), where):
                 self._log.info("record retried", to=target, due=_iso(due_at), key=_key(msg), **where)
@@ -519,6 +578,7 @@ class Stage:
             self._offsets[tp.partition] = PartitionOffsets()
             self._txn_committed.pop(tp.partition, None)
             self._waiting.pop(tp.partition, None)
+            self._window.drop(tp.partition)
         self._fresh.extend(TopicPartition(tp.topic, tp.partition) for tp in partitions)
         self.assigned = (self.assigned or set()) | {tp.partition for tp in partitions}
         self.stats.paused = len(self._waiting)
@@ -549,6 +609,7 @@ class Stage:
         for tp in partitions:
             self._offsets.pop(tp.partition, None)
             self._waiting.pop(tp.partition, None)
+            self._window.drop(tp.partition)  # fetched again by the next owner, from the committed offset
         self.assigned = (self.assigned or set()) - {tp.partition for tp in partitions}
         self.stats.paused = len(self._waiting)
 
@@ -624,6 +685,7 @@ class Stage:
             "beginning",
         )
         where = txn.rewind(consumer, self.spec.topic, partitions, self._txn_committed, earliest)
+        self._window.clear()
         for p in partitions:
             self._offsets[p] = PartitionOffsets()
             self._waiting.pop(p, None)

@@ -6,12 +6,13 @@ import threading
 import time
 from collections.abc import Callable
 
+from kretry.guard import Flood
 from kretry.metrics import Metrics
 from kretry.retrier import StageSpec
 from kretry.stage import Stage
 
 
-def offline_stage(spec: StageSpec, clock: Callable[[], float] = time.time) -> Stage:
+def offline_stage(spec: StageSpec, clock: Callable[[], float] = time.time, flood: Flood | None = None) -> Stage:
     return Stage(
         spec,
         consumer_conf={},
@@ -22,4 +23,5 @@ def offline_stage(spec: StageSpec, clock: Callable[[], float] = time.time) -> St
         metrics=Metrics(),
         stopping=threading.Event(),
         clock=clock,
+        flood=flood,
     )

@@ -6,6 +6,7 @@ import pytest
 
 from kretry import config
 from kretry.errors import ConfigError
+from kretry.stage import window
 from kretry.topology import DEFAULT_DLQ_TOPIC
 
 
@@ -190,3 +191,14 @@ def test_at_least_once_by_default_and_every_consumer_reads_committed() -> None:
 def test_isolation_level_is_kretrys_own() -> None:
     with pytest.raises(ConfigError, match=r"isolation\.level"):
         _settings(kafka={"isolation.level": "read_uncommitted"})
+
+
+def test_the_retry_window_defaults_are_the_windows_own_and_the_environment_sets_them() -> None:
+    s = _settings()
+    assert (s.retry_window_records, s.retry_window_mb * 2**20) == (window.MAX_RECORDS, window.MAX_TOTAL_BYTES)
+    s = config.load({}, environ={"KRETRY_RETRY_WINDOW_RECORDS": "0", "KRETRY_RETRY_WINDOW_MB": "16"})
+    assert (s.retry_window_records, s.retry_window_mb) == (0, 16.0)
+    with pytest.raises(ConfigError, match="retry_window_records"):
+        config.load({}, environ={"KRETRY_RETRY_WINDOW_RECORDS": "-1"})
+    with pytest.raises(ConfigError, match="retry_window_mb"):
+        config.load({}, environ={"KRETRY_RETRY_WINDOW_MB": "0"})

@@ -58,3 +58,19 @@ def test_dirty_stays_false_when_next_does_not_move() -> None:
     p.begin(2)
     p.finish(2)
     assert not p.dirty
+
+
+def test_a_held_record_keeps_its_place_until_its_outcome_comes() -> None:
+    p = PartitionOffsets()
+    p.done_now(0)
+    p.hold(1)  # not due yet: handled later
+    p.hold(2)
+    p.hold(1)  # fetched again while held: still one place
+    p.done_now(3)
+    assert (p.next, p.holds(1), p.in_flight) == (1, True, 2)
+    p.done_now(2)  # due first, handled: nothing past 1 is stored yet
+    assert (p.next, p.in_flight) == (1, 1)
+    p.begin(1)  # failed: its forward pending in the place it was held in
+    assert (p.next, p.holds(1), p.in_flight) == (1, False, 1)
+    p.finish(1)
+    assert (p.next, p.in_flight) == (4, 0)

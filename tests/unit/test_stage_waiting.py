@@ -11,6 +11,7 @@ from confluent_kafka import TopicPartition
 from kretry import Retrier
 from kretry import headers as hdr
 from kretry.stage import Stage
+from kretry.stage.window import Window
 from tests.unit.stages import offline_stage
 
 TOPIC = "orders_retry_1"
@@ -95,11 +96,14 @@ class Clock:
         return self.now
 
 
-def make_stage(handled: list[int]) -> tuple[Stage, Consumer, Clock]:
+def make_stage(handled: list[int], window: int = 0) -> tuple[Stage, Consumer, Clock]:
+    """A retry stage; ``window`` records a partition's due-time window holds (0: it waits the old way at once)."""
     retrier = Retrier("svc")
     retrier.handler("orders", delays=["1s"])(lambda msg: handled.append(msg.offset))
     clock = Clock()
-    return offline_stage(retrier.stages()[1], clock), Consumer(), clock
+    stage = offline_stage(retrier.stages()[1], clock)
+    stage._window = Window(max_records=window)
+    return stage, Consumer(), clock
 
 
 def step(stage: Stage, consumer: Consumer) -> None:
