@@ -107,7 +107,7 @@ def test_a_held_record_that_fails_is_forwarded_and_its_offset_stored_once_acknow
 
     retrier = Retrier("svc")
 
-    @retrier.handler("orders", delays=["1s", "1s"])
+    @retrier.handler("orders", delays=["1s", "2s"])
     def handle(msg: Any) -> None:
         raise RuntimeError("still down")
 
