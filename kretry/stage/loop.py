@@ -31,7 +31,7 @@ from kretry.policy import Action, decide
 from kretry.retrier import StageSpec
 from kretry.stage import txn
 from kretry.stage.failure import instead
-from kretry.stage.tally import Tally
+from kretry.stage.logbook import Logbook, key_of
 from kretry.stage.window import FOREVER, Window, due_ms, is_due, record_cost
 from kretry.stage.window import MAX_BYTES as MAX_WINDOW_BYTES
 from kretry.topology import stage_attempt
@@ -40,9 +40,7 @@ log = structlog.get_logger("kretry")
 
 BATCH = 500
 IDLE_POLL = 0.1  # seconds; bounds how late a due record or a stop request is noticed
-LOG_EVERY = 5.0  # seconds between full lines about retried or dead-lettered records, per stage (then a count)
 REVOKE_FLUSH = 10.0
-FORWARD_LOG_EVERY = 10.0  # seconds between ERROR lines about refused forwards, per target topic and error
 MISSING_FOR = 15.0  # seconds a topic counts as missing after the last forward it refused as unknown
 MAX_POLL_INTERVAL_MS = 300_000  # librdkafka's default max.poll.interval.ms
 
@@ -101,11 +99,9 @@ class Stage:
         self.fatal: BaseException | None = None
         self.last_step = time.monotonic()  # when the loop last came round: a stuck handler stops it
         self._log = log.bind(topic=spec.topic, stage=self.label, group=spec.group)
+        self._logbook = Logbook(self._log)
         labels = (self.base, self.label)
         self.stats = stats = metrics.stage(*labels)
-        self._retries_log = Tally(LOG_EVERY)
-        self._dead_log = Tally(LOG_EVERY)
-        self._forward_logged: dict[tuple[str, str], tuple[float, int]] = {}  # (topic, error) -> (when, unlogged)
         self.missing: dict[str, float] = {}  # topic -> when a forward last found it missing (monotonic)
         self._foreign_seen: set[str] = set()
         # Past this long without a poll the group hands our partitions to another member: what is left of the
@@ -159,7 +155,7 @@ class Stage:
 
     def _step(self, consumer: Consumer, forwarder: Forwarder) -> None:
         self.last_step = now = time.monotonic()
-        self._summarise_logs(now)
+        self._logbook.summarise(now)
         if self.recreated.is_set():
             self._start_over(consumer)
         if self._fresh:
@@ -463,8 +459,7 @@ class Stage:
             target = self._topics[decision.tier]
             due_at: int | None = due_ms(now, decision.delay)
             self.stats.retried += 1
-            if self._retries_log.add(time.monotonic(), where):
-                self._log.info("record retried", to=target, due=_iso(due_at), key=_key(msg), **where)
+            self._logbook.retried(msg, target, due_at, where)
         elif self._flood is not None and not self._flood.may_dead_letter(time.monotonic()):
             self._hold(msg)
             return
@@ -500,7 +495,7 @@ class Stage:
         def done(delivered: Any) -> None:
             tracker.finish(offset)
             if delivered.topic() == self._dlq:
-                self._dead_lettered(delivered, origin_at, _key(msg), where)
+                self._logbook.dead_lettered(delivered, origin_at, key_of(msg), where)
 
         forwarder.send(out, done)
 
@@ -508,49 +503,14 @@ class Stage:
         """The attempt a record of this shared tier is at, as its kretry-attempt says."""
         return stage_attempt(self.spec.attempt, self.spec.last_attempt, hdr.attempt_of(msg.headers()))
 
-    def _dead_lettered(self, delivered: Any, origin: str, key: str | None, where: dict[str, Any]) -> None:
-        """Logged once the DLQ acknowledged it, so the line names the position ``dlq replay --offset`` takes."""
-        event = {**where, "key": key, "origin": origin, "dlq": f"{delivered.partition()}:{delivered.offset()}"}
-        if self._dead_log.add(time.monotonic(), event):
-            self._log.warning("record dead-lettered", to=delivered.topic(), **event)
-
-    def _summarise_logs(self, now: float) -> None:
-        """The records a log window held back, counted once it closes, with the first of them."""
-        for tally, event in ((self._retries_log, "records retried"), (self._dead_log, "records dead-lettered")):
-            summary = tally.closed(now)
-            if summary is not None:
-                count, samples = summary
-                level = self._log.warning if tally is self._dead_log else self._log.info
-                level(f"more {event}", count=count, within_s=LOG_EVERY, first=samples)
-
     def _instead(self, out: Outgoing, err: KafkaError) -> Outgoing | None:
         return instead(out, err.str(), self._dlq)
 
     def _on_forward_error(self, out: Outgoing, err: KafkaError) -> None:
-        """Count every refused forward; log one line per target and error a FORWARD_LOG_EVERY, with the count."""
         self.stats.forward_failed += 1
-        now = time.monotonic()
         if err.code() in MISSING:
-            self.missing[out.topic] = now
-        key = (out.topic, err.name())
-        logged_at, unlogged = self._forward_logged.get(key, (float("-inf"), 0))
-        if now - logged_at < FORWARD_LOG_EVERY:
-            self._forward_logged[key] = (logged_at, unlogged + 1)
-            return
-        self._forward_logged[key] = (now, 0)
-        hint = (
-            " (the topic or partition does not exist; it is created again, forwards wait)"
-            if key[0] in self.missing
-            else ""
-        )
-        self._log.error(
-            "forward failed" + hint,
-            to=out.topic,
-            code=err.name(),
-            error=err.str(),
-            retriable=err.retriable(),
-            since_last_line=unlogged + 1,
-        )
+            self.missing[out.topic] = time.monotonic()
+        self._logbook.forward_refused(out.topic, err, missing=out.topic in self.missing)
 
     # -- Kafka events ---------------------------------------------------------------------------------------
 
@@ -721,18 +681,3 @@ class Stage:
 
     def set_lag(self, lag: int) -> None:
         self._m_lag.set(lag)
-
-
-def _key(msg: Any) -> str | None:
-    """A record's key for a log line: text as it is, bytes escaped, cut short."""
-    key = msg.key()
-    if key is None:
-        return None
-    text: str = key[:64].decode("utf-8", errors="backslashreplace")
-    return text if len(key) <= 64 else text + "..."
-
-
-def _iso(ms: int | None) -> str | None:
-    if ms is None:
-        return None
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
