@@ -49,7 +49,7 @@ def kill_9_processes_2(bootstrap: str, work: Path, out: Outcome) -> None:
 
 def scale_processes(bootstrap: str, work: Path, out: Outcome) -> None:
     """A supervisor of two; a second one of two joins (four workers: two machines) and leaves again."""
-    run = Run(bootstrap, work, delays="500ms,500ms")
+    run = Run(bootstrap, work, delays="500ms,600ms")  # two tiers: equal delays would share one topic
     create_topics(bootstrap, [run.topic], PARTITIONS)
     records = traffic(6_000)
     first = run.start("first", *TWO)
