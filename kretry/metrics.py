@@ -75,6 +75,9 @@ class StageStats:
         self.lateness = Buckets(LATENESS_BUCKETS)
 
 
+LABELS = ["topic", "stage"]
+
+
 class _StageCollector(Collector):
     def __init__(self, stages: list[StageStats]) -> None:
         self._stages = stages
@@ -93,35 +96,48 @@ class _StageCollector(Collector):
             "How late a delayed record was handled: handled minus due",
             labels=["topic", "stage"],
         )
-        paused = GaugeMetricFamily(
-            "kretry_paused_partitions", "Partitions paused until their next record is due", labels=["topic", "stage"]
-        )
-        windowed = GaugeMetricFamily(
-            "kretry_window_records",
-            "Records a retry stage fetched before their due time and holds until it (kretry.stage.window)",
-            labels=["topic", "stage"],
-        )
-        abandoned = CounterMetricFamily(
-            "kretry_abandoned_records",
-            "Records left unhandled after a handler outlasted max.poll.interval.ms (fetched again)",
-            labels=["topic", "stage"],
-        )
-        held = CounterMetricFamily(
-            "kretry_dlq_guard_held_records",
-            "Records held back from the DLQ because the DLQ flood guard tripped",
-            labels=["topic", "stage"],
-        )
+        # One number per stage each: (family, the StageStats attribute it reads).
+        simple: list[tuple[GaugeMetricFamily | CounterMetricFamily, str]] = [
+            (
+                GaugeMetricFamily(
+                    "kretry_paused_partitions", "Partitions paused until their next record is due", labels=LABELS
+                ),
+                "paused",
+            ),
+            (
+                GaugeMetricFamily(
+                    "kretry_window_records",
+                    "Records a retry stage fetched before their due time and holds until it (kretry.stage.window)",
+                    labels=LABELS,
+                ),
+                "windowed",
+            ),
+            (
+                CounterMetricFamily(
+                    "kretry_abandoned_records",
+                    "Records left unhandled after a handler outlasted max.poll.interval.ms (fetched again)",
+                    labels=LABELS,
+                ),
+                "abandoned",
+            ),
+            (
+                CounterMetricFamily(
+                    "kretry_dlq_guard_held_records",
+                    "Records held back from the DLQ because the DLQ flood guard tripped",
+                    labels=LABELS,
+                ),
+                "held",
+            ),
+        ]
         for s in list(self._stages):
             labels = [s.topic, s.stage]
-            abandoned.add_metric(labels, s.abandoned)
-            held.add_metric(labels, s.held)
             for outcome in OUTCOMES:
                 messages.add_metric([*labels, outcome], getattr(s, outcome))
             for family, buckets in ((handler, s.handler), (lateness, s.lateness)):
                 family.add_metric(labels, buckets.cumulative(), sum_value=buckets.sum)
-            paused.add_metric(labels, s.paused)
-            windowed.add_metric(labels, s.windowed)
-        yield from (messages, handler, lateness, paused, windowed, abandoned, held)
+            for metric, attribute in simple:
+                metric.add_metric(labels, getattr(s, attribute))
+        yield from (messages, handler, lateness, *(metric for metric, _ in simple))
 
 
 class Metrics:
