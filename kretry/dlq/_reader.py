@@ -60,9 +60,11 @@ class Reader:
             return
         self.consumer.assign([TopicPartition(topic, partition, start)])
         deadline = time.monotonic() + SCAN_TIMEOUT
+        following = start  # the offset expected next
         try:
             while time.monotonic() < deadline:
-                for msg in self.consumer.consume(500, 0.5):
+                # No more than the range still holds: a batch of 500 would wait out its timeout on a short range.
+                for msg in self.consumer.consume(max(1, min(500, end - following)), 0.5):
                     err = msg.error()
                     if err is not None:
                         if err.code() == KafkaError._PARTITION_EOF:
@@ -72,6 +74,7 @@ class Reader:
                     if offset is None or offset >= end:
                         return
                     yield msg
+                    following = offset + 1
                     if offset >= end - 1:
                         return
                     deadline = time.monotonic() + SCAN_TIMEOUT

@@ -1,4 +1,5 @@
-"""``Server(worker, host, port)``: uvicorn in a background thread of the worker's process.
+"""``Server(worker, host, port)``: uvicorn in a background thread of the worker's process (``AppServer``: of any app,
+such as the console's).
 
 ``kretry run`` owns SIGINT and SIGTERM (a stop finishes the in-flight records first); uvicorn must not take them.
 """
@@ -8,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import structlog
 import uvicorn
+from starlette.types import ASGIApp
 
 from kretry.errors import ConfigError
 from kretry.web import guard
@@ -40,19 +42,23 @@ class _Uvicorn(uvicorn.Server):
         self.listening.set()
 
 
-class Server:
-    """``Server(worker, host, port).start()``; ``stop()`` at the end. Port 0 picks a free one (see ``port``)."""
+class AppServer:
+    """Any ASGI ``app`` served by uvicorn in a background thread: ``start()``, then ``stop()``. Port 0 picks a free
+    one (see ``port``). ``option`` names the command-line option a listening failure is blamed on."""
 
-    def __init__(self, worker: Worker, host: str = "127.0.0.1", port: int = 0) -> None:
-        # Bound here, not in uvicorn's thread: a busy port is a ConfigError of `kretry run`, and port 0 is known.
-        self._socket = _listen(host, port)
+    def __init__(
+        self, app: Callable[[bool], ASGIApp], host: str = "127.0.0.1", port: int = 0, option: str = "--http-port"
+    ) -> None:
+        """``app(loopback)``: the application, told whether the server listens on a loopback address only."""
+        # Bound here, not in uvicorn's thread: a busy port is a ConfigError of the command, and port 0 is known.
+        self.option = option
+        self._socket = _listen(host, port, option)
         address = self._socket.getsockname()
         self.host: str = address[0]
         self.port: int = address[1]
-        app = create_app(worker, worker.retrier.settings, loopback=guard.is_loopback(self.host))
         self._uvicorn = _Uvicorn(
             uvicorn.Config(
-                app,
+                app(guard.is_loopback(self.host)),
                 host=self.host,
                 port=self.port,
                 log_config=None,
@@ -71,7 +77,7 @@ class Server:
         self._thread.start()
         if not self._uvicorn.listening.wait(START_TIMEOUT):
             self.stop()
-            raise ConfigError(f"--http-port: the HTTP server on {self.host}:{self.port} did not start")
+            raise ConfigError(f"{self.option}: the HTTP server on {self.host}:{self.port} did not start")
         log.info("http listening", host=self.host, port=self.port)
 
     def stop(self) -> None:
@@ -81,19 +87,26 @@ class Server:
         self._socket.close()  # uvicorn closed it already when it ran; not when start() never came
 
 
-def _listen(host: str, port: int) -> socket.socket:
+class Server(AppServer):
+    """``Server(worker, host, port).start()``: the endpoint next to a worker; ``stop()`` at the end."""
+
+    def __init__(self, worker: Worker, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(lambda loopback: create_app(worker, worker.retrier.settings, loopback=loopback), host, port)
+
+
+def _listen(host: str, port: int, option: str) -> socket.socket:
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
         sock = socket.socket(family, kind, proto)
     except OSError as exc:
-        raise ConfigError(f"--http-port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise ConfigError(f"{option}: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
         sock.listen(128)
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"--http-port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise ConfigError(f"{option}: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     return sock
