@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from bench import backlog, delay, hol, key_order, main_path, report, retry_path, scale_out, startup
+from bench import backlog, console, delay, hol, key_order, main_path, report, retry_path, scale_out, startup
 from bench.common import quiet_kretry_logs
 
 BENCHES: list[tuple[str, Callable[[], dict[str, Any]]]] = [
@@ -25,6 +25,7 @@ BENCHES: list[tuple[str, Callable[[], dict[str, Any]]]] = [
     ("startup", lambda: startup.run()),
     ("key_order", lambda: key_order.run()),
     ("scale_out", lambda: scale_out.run()),
+    ("console", lambda: console.run()),
 ]
 
 NOTES = [
@@ -45,6 +46,9 @@ NOTES = [
     f"scale-out: `kretry run --processes 2` against 1, a handler sleeping 1 ms, {scale_out.RECORDS:,} records on "
     f"6 partitions, {scale_out.RUNS} interleaved runs each, fresh topic and group per run; rate = records / (first "
     "handled -> last), after the group is stable.",
+    f"console: the dead-set page over {console.RECORDS:,} DLQ records, real HTTP GETs of the whole page, "
+    f"{console.ROUNDS} rounds of 6 kinds (newest, older, by error type, by a recent key, by a one-second time range, "
+    "by a key too old for one page's read budget), once the console's background count has caught up.",
     "in-process workers log as `kretry run` does (JSON, INFO), rendered into /dev/null.",
 ]
 

@@ -97,7 +97,9 @@ class Console:
         token = self.settings.console_token
         self.keys = keys or Keys(None if token is None else token.get_secret_value())
         self.pages = templates()
-        self.overview = Overview(retrier)
+        # One long-lived DLQ reader for every page: a cluster's metadata costs more than a page of records.
+        self.browser = dlq.Browser(self.settings) if self.settings.dlq_topic else None
+        self.overview = Overview(retrier, self.browser.depth if self.browser is not None else None)
         self.tally = Tally(self.settings) if self.settings.dlq_topic else None
 
     def session(self, request: Request) -> Session:
@@ -153,11 +155,11 @@ class Console:
 
     def dead(self, request: Request) -> Response:
         self.session(request)
-        if self.settings.dlq_topic is None:
+        if self.browser is None:
             raise Refused(404, "this Retrier has no DLQ")
         q = query.parse(request.query_params)
-        page = dlq.newest(self.settings, query.PAGE_SIZE, before=q.before, **q.only)
-        depth = dlq.depth(self.settings)
+        page = self.browser.newest(query.PAGE_SIZE, before=q.before, **q.only)
+        depth = self.browser.depth()
         counts = self.tally.counts() if self.tally is not None else None
         listed = [(r, dlq.error_kind(r), _short(r.state.error)) for r in page.records]
         context = {"q": q, "page": page, "listed": listed, "depth": depth, "counts": counts}
@@ -170,7 +172,7 @@ class Console:
             position = dlq.parse_position(request.path_params["position"])
         except ValueError as exc:
             raise Refused(404, str(exc)) from None
-        found = dlq.find(self.settings, position) if dlq_topic is not None else None
+        found = self.browser.find(position) if self.browser is not None else None
         if found is None or dlq_topic is None:
             raise Refused(404, f"no DLQ record at {request.path_params['position']}")
         mask = self.retrier.mask
@@ -193,6 +195,8 @@ class Console:
             )
         except ReplayInProgress as exc:
             return self.render(request, "result.html", {**context, "report": None, "busy": str(exc)}, status=409)
+        if act.confirmed and self.browser is not None:
+            await run_in_threadpool(self.browser.forget)  # a first replay creates the ledger: pages see it at once
         name = "result.html" if act.confirmed else "confirm.html"
         return self.render(request, name, {**context, "report": report, "busy": None, "at": dlq.format_position})
 

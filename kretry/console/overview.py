@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import TopicPartition
@@ -59,8 +59,10 @@ def per_minute(before: int | None, after: int | None, seconds: float) -> float |
 class Overview:
     """Looks at the cluster for a Retrier's stages; remembers the last look for the rates."""
 
-    def __init__(self, retrier: Retrier) -> None:
+    def __init__(self, retrier: Retrier, depth: Callable[[], dlq.Depth] | None = None) -> None:
+        """``depth``: how the DLQ's depth is read (``kretry.dlq.depth`` unless given)."""
         self.retrier = retrier
+        self._depth = depth or (lambda: dlq.depth(retrier.settings))
         self._last: Look | None = None
         self._lock = threading.Lock()
 
@@ -103,7 +105,7 @@ class Overview:
         ]
         if dlq_topic is None or dlq_topic not in widths:
             return rows, None
-        depth = dlq.depth(self.retrier.settings)
+        depth = self._depth()
         into = per_minute(ends_before.get(dlq_topic), ends.get(dlq_topic), elapsed)
         return rows, DlqRow(dlq_topic, depth.total, depth.pending, into)
 

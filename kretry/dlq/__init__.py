@@ -45,7 +45,18 @@ Nothing here commits anything but ``replay`` and ``discard`` (not in dry-run mod
 either); ``peek``, ``summary`` and ``depth`` only read.
 """
 
-from kretry.dlq._browse import PAGE_MAX, Cursor, Page, find, format_cursor, merge_page, newest, parse_cursor, read_from
+from kretry.dlq._browse import (
+    PAGE_MAX,
+    Browser,
+    Cursor,
+    Page,
+    find,
+    format_cursor,
+    merge_page,
+    newest,
+    parse_cursor,
+    read_from,
+)
 from kretry.dlq._depth import Depth, count_pending, depth
 from kretry.dlq._discard import discard
 from kretry.dlq._filter import Filter, Only, matches, parse_when
@@ -87,6 +98,7 @@ ReplayReport = Report  # the name a replay's report had before discard shared it
 __all__ = [
     "ALL",
     "Cursor",
+    "Browser",
     "DEFAULT_MAX_REPLAYS",
     "PAGE_MAX",
     "DISCARDED",

@@ -10,25 +10,29 @@ far it got, and its cursor goes on from there.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from confluent_kafka import TopicPartition
 
 from kretry.config import Settings
+from kretry.dlq._depth import Depth, depth_of
 from kretry.dlq._filter import Filter, Only
 from kretry.dlq._ledger import read_ledger
 from kretry.dlq._peek import check_state, with_status
 from kretry.dlq._reader import Reader
-from kretry.dlq._records import ALL, DeadRecord, Position, marked
+from kretry.dlq._records import ALL, DeadRecord, Position, ledger_topic, marked
 
 if TYPE_CHECKING:  # typing.Unpack is Python 3.11's; only the type checker needs it
     from typing_extensions import Unpack
 
 PAGE_MAX = 500
-BUDGET = 20_000  # records read per page at most, whatever the filters
-CHUNK = 500  # records read at once, backwards, per partition
+BUDGET = 10_000  # records read per page at most, whatever the filters
+CHUNK = 2_000  # records read at once, backwards, per partition, at most
+T = TypeVar("T")
 
 Cursor = dict[int, int]  # per partition: the offset the next page reads below
 
@@ -83,6 +87,75 @@ def merge_page(
     return taken, (left or None)
 
 
+class Browser:
+    """One DLQ read page after page through one long-lived reader, its client and the cluster's metadata kept
+    between calls (``REFRESH`` seconds at most): a console's. Calls are serialised, the reader's consumer being one;
+    after a failure the next call starts with a new reader."""
+
+    REFRESH = 60.0
+    # Until the first replay or discard creates the ledger, its topic is looked for this often: the metadata kept
+    # would otherwise say every record is pending for a minute after one.
+    NO_LEDGER_REFRESH = 5.0
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._reader: Reader | None = None
+        self._since = 0.0
+
+    def _dlq(self) -> Reader:
+        age = time.monotonic() - self._since
+        if (
+            self._reader is None
+            or age > self.REFRESH
+            or (age > self.NO_LEDGER_REFRESH and ledger_topic(self._reader.topic) not in self._reader.widths)
+        ):
+            self.close()
+            self._reader, self._since = Reader(self.settings), time.monotonic()
+        return self._reader
+
+    def _call(self, work: Callable[[Reader], T]) -> T:
+        with self._lock:
+            try:
+                return work(self._dlq())
+            except BaseException:
+                self.close()
+                raise
+
+    def forget(self) -> None:
+        """Read the cluster's metadata anew on the next call (after a replay here created the ledger, say)."""
+        with self._lock:
+            self.close()
+
+    def close(self) -> None:
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
+
+    def newest(
+        self,
+        count: int = 50,
+        *,
+        before: Mapping[int, int] | None = None,
+        state: str = ALL,
+        budget: int = BUDGET,
+        **only: Unpack[Only],
+    ) -> Page:
+        """See the module function ``newest``."""
+        if not 1 <= count <= PAGE_MAX:
+            raise ValueError(f"count must be between 1 and {PAGE_MAX}")
+        check_state(state)
+        where = Filter(**only)
+        return self._call(lambda dlq: _newest(dlq, count, before, state, budget, where))
+
+    def find(self, position: Position) -> DeadRecord | None:
+        """See the module function ``find``."""
+        return self._call(lambda dlq: _find(dlq, position))
+
+    def depth(self) -> Depth:
+        return self._call(depth_of)
+
+
 def newest(
     settings: Settings,
     count: int = 50,
@@ -94,35 +167,35 @@ def newest(
 ) -> Page:
     """The newest ``count`` DLQ records in ``state`` that the filters ``only`` match, below the cursor ``before``
     (None: from the end), reading at most ``budget`` records."""
-    if not 1 <= count <= PAGE_MAX:
-        raise ValueError(f"count must be between 1 and {PAGE_MAX}")
-    check_state(state)
-    where = Filter(**only)
-    dlq = Reader(settings)
+    browser = Browser(settings)
     try:
-        ledger = read_ledger(dlq)
-        lows, highs = _bounds(dlq, where, before)
-        found: dict[int, list[DeadRecord]] = {}
-        floors: dict[int, int] = {}
-        scanned = 0
-        share = max(1, budget // max(1, len(dlq.partitions)))  # each partition's part of the budget
-        for partition in dlq.partitions:
-            floor, read = highs[partition], 0
-            mine: list[DeadRecord] = []
-            while floor > lows[partition] and len(mine) < count and read < share:
-                start = max(lows[partition], floor - min(CHUNK, share - read))
-                chunk = list(dlq.records(partition, start, floor))
-                read += floor - start
-                for record in with_status(reversed(chunk), ledger):
-                    if where(record) and state in (ALL, record.status):
-                        mine.append(record)
-                floor = start
-            found[partition], floors[partition] = mine, floor
-            scanned += read
-        records, cursor = merge_page(found, floors, lows, count)
-        return Page(records, cursor, scanned, floors)
+        return browser.newest(count, before=before, state=state, budget=budget, **only)
     finally:
-        dlq.close()
+        browser.close()
+
+
+def _newest(dlq: Reader, count: int, before: Mapping[int, int] | None, state: str, budget: int, where: Filter) -> Page:
+    ledger = read_ledger(dlq)
+    lows, highs = _bounds(dlq, where, before)
+    found: dict[int, list[DeadRecord]] = {}
+    floors: dict[int, int] = {}
+    scanned = 0
+    share = max(1, budget // max(1, len(dlq.partitions)))  # each partition's part of the budget
+    for partition in dlq.partitions:
+        floor, read, chunk = highs[partition], 0, count  # a page without filters reads no more than it shows
+        mine: list[DeadRecord] = []
+        while floor > lows[partition] and len(mine) < count and read < share:
+            start = max(lows[partition], floor - min(chunk, share - read))
+            taken = list(dlq.records(partition, start, floor))
+            read += floor - start
+            for record in with_status(reversed(taken), ledger):
+                if where(record) and state in (ALL, record.status):
+                    mine.append(record)
+            floor, chunk = start, min(CHUNK, chunk * 4)  # few matches: read on in larger steps
+        found[partition], floors[partition] = mine, floor
+        scanned += read
+    records, cursor = merge_page(found, floors, lows, count)
+    return Page(records, cursor, scanned, floors)
 
 
 def _bounds(dlq: Reader, where: Filter, before: Mapping[int, int] | None) -> tuple[dict[int, int], dict[int, int]]:
@@ -150,15 +223,19 @@ def _offset_at(dlq: Reader, partition: int, when_ms: int, high: int) -> int:
 
 def find(settings: Settings, position: Position) -> DeadRecord | None:
     """The DLQ record at ``position`` with its state, or None: one read, never a scan."""
-    dlq = Reader(settings)
+    browser = Browser(settings)
     try:
-        record = dlq.record_at(position)
-        if record is None:
-            return None
-        entry = marked(record, read_ledger(dlq))
-        return record if entry is None else replace(record, status=entry.action, status_at=entry.at)
+        return browser.find(position)
     finally:
-        dlq.close()
+        browser.close()
+
+
+def _find(dlq: Reader, position: Position) -> DeadRecord | None:
+    record = dlq.record_at(position)
+    if record is None:
+        return None
+    entry = marked(record, read_ledger(dlq))
+    return record if entry is None else replace(record, status=entry.action, status_at=entry.at)
 
 
 def read_from(settings: Settings, starts: Mapping[int, int], limit: int) -> tuple[list[DeadRecord], Cursor]:

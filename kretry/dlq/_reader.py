@@ -43,6 +43,9 @@ class Reader:
         """A consumer that never commits by itself and sees only committed transactions: the ledger, the cursor
         and origin topics are written in transactions, and an aborted replay must look like none at all."""
         conf = config.consumer_conf(self.settings, group, main=False)
+        # A read ends at the end of its range; the fetch that follows it would otherwise wait its full long poll on
+        # the broker, and every request behind it on the connection (the next watermarks, the next range) with it.
+        conf["fetch.wait.max.ms"] = 1
         return Consumer(
             {**conf, "enable.auto.commit": False, "isolation.level": "read_committed", "enable.partition.eof": True}
         )
