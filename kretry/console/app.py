@@ -120,7 +120,7 @@ class Console:
             "csrf": self.keys.csrf(current) if current is not None else "",
             "csrf_field": CSRF_FIELD,
             "read_only": self.read_only,
-            "login": self.keys.token is not None,
+            "logged_in": self.keys.token is not None and current is not None and current.authenticated,
             "dlq_topic": self.settings.dlq_topic,
             "group": self.retrier.group_id,
             "iso": dlq.iso,

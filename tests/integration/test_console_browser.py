@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -185,8 +186,10 @@ def test_overview_dead_set_and_replay_in_a_browser(
 def test_a_token_asks_for_a_login_and_an_action_needs_its_csrf_token(
     browser: Browser, bootstrap: str, new_topic: NewTopic, tmp_path: Path
 ) -> None:
-    topic = new_topic("console")
+    topic, dlq_topic = new_topic("console"), new_topic("dlq")
     env = {**app_env(bootstrap, [topic], tmp_path / "ledger.jsonl"), "KRETRY_CONSOLE_TOKEN": "s3cret-token"}
+    env["APP_DLQ"] = dlq_topic
+    produce(bootstrap, dlq_topic, [(b"k", b"v", None)])
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     console = console_process(env, port, tmp_path / "console.log", "--read-only")
@@ -205,6 +208,12 @@ def test_a_token_asks_for_a_login_and_an_action_needs_its_csrf_token(
         assert page.locator("h1").inner_text() == "Overview"
         assert page.locator(f'tr[data-stage="{topic}/main"]').count() == 1
         assert page.locator(".badge").inner_text() == "read-only"
+        page.goto(base + "/dead")
+        assert page.locator("#dead-table tbody tr").count() == 1
+        assert page.locator('#dead-table input[type="checkbox"]').count() == 0  # --read-only: no action shown
+        assert page.locator("#replay-selected, #replay-matching").count() == 0
+        page.goto(base + "/dead/0:0")
+        assert page.locator("#replay-one").count() == 0
 
         # Logged in, a POST without the form's CSRF token is refused, as is one from another page's origin.
         status, text = page.evaluate(
@@ -237,3 +246,33 @@ def test_a_non_loopback_console_without_a_token_refuses_to_start(tmp_path: Path,
     )
     assert done.returncode == 4
     assert b"KRETRY_CONSOLE_TOKEN" in done.stderr
+
+
+def test_a_busy_port_exits_4(tmp_path: Path, bootstrap: str) -> None:
+    env = app_env(bootstrap, [unique("t")], tmp_path / "ledger.jsonl")
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("KRETRY_")}
+    full_env.update(env, PYTHONPATH=str(ROOT))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "kretry.cli", "console", APP, "--port", str(port)],
+            env=full_env,
+            cwd=ROOT,
+            capture_output=True,
+            timeout=60,
+        )
+    assert done.returncode == 4
+    assert f"--port: cannot listen on 127.0.0.1:{port}".encode() in done.stderr
+
+
+def test_an_app_that_cannot_be_imported_exits_3(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "kretry.cli", "console", "no_such_module:retrier"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+    )
+    assert done.returncode == 3
+    assert b"no module named 'no_such_module'" in done.stderr

@@ -274,7 +274,9 @@ def test_a_wrong_token_or_a_login_without_csrf_is_refused(client: Visitor) -> No
     wrong = client.post("/login", data={"token": "nope", "csrf": csrf_of(page)})
     assert wrong.status_code == 401
     assert "Wrong token" in wrong.text
+    assert 'action="/logout"' not in page
     right = client.post("/login", data={"token": "t0k", "csrf": csrf_of(page)}, follow_redirects=False)
+    assert 'action="/logout"' in client.get("/login").text
     assert right.status_code == 303
     assert COOKIE in right.headers["set-cookie"]
 
