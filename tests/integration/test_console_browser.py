@@ -175,6 +175,27 @@ def test_overview_dead_set_and_replay_in_a_browser(
             assert page.locator("#confirm").count() == 0
             assert page.locator("#refused .refusal").inner_text().startswith(f"already replayed to {topic}")
             assert [e["key"] for e in ledger(path) if e["key"] == "poison-a" and e["ok"]] == ["poison-a"]
+
+            # Replay the selected: every row of the page (its select-all box), one of them replayed already.
+            page.goto(base + "/dead")
+            page.check("#select-all")
+            assert page.locator('#dead-table input[name="offset"]:checked').count() == 2
+            page.click("#replay-selected")
+            assert page.locator("#would").inner_text() == "1"
+            assert page.locator("#refused .refusal").inner_text().startswith("already replayed")
+            page.click("#confirm")
+            assert page.locator("#replayed-count").inner_text() == "1"
+            assert page.locator("#replayed td a").inner_text() == "0:1"
+            wait_until(
+                lambda: any(e["key"] == "poison-b" and e["ok"] for e in ledger(path)),
+                timeout=60,
+                what="the worker to handle poison-b",
+            )
+            # Nothing is left to replay: "all matching" finds none.
+            page.goto(base + "/dead")
+            assert page.locator("#dead-table td.state").all_inner_texts() == ["replayed", "replayed"]
+            page.click("#replay-matching")
+            assert page.locator("#would").inner_text() == "0"
         finally:
             assert stop(fixed) == 0
     finally:
