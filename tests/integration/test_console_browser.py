@@ -89,6 +89,10 @@ def cell(page: Page, topic: str, stage: str) -> str:
     return page.locator(f'tr[data-stage="{topic}/{stage}"] td.lag').inner_text()
 
 
+def members(page: Page, topic: str, stage: str) -> str:
+    return page.locator(f'tr[data-stage="{topic}/{stage}"] td.members').inner_text()
+
+
 def shows(page: Page, read: Callable[[], str], expected: str, what: str, timeout: float = 60) -> None:
     """Wait for the page itself (its own refresh, never a reload) to show ``expected``."""
     wait_until(lambda: read() == expected, timeout=timeout, interval=0.5, what=what)
@@ -122,9 +126,11 @@ def test_overview_dead_set_and_replay_in_a_browser(
         shows(page, lambda: cell(page, topic, "main"), "0", "main lag 0")
         produce(bootstrap, topic, [(f"k{i}".encode(), f"ok-{i}".encode(), None) for i in range(20)])
         shows(page, lambda: cell(page, topic, "main"), "20", "main lag 20 on the page")
+        assert members(page, topic, "main") == "0"
         fixed = worker(env, tmp_path / "worker2.log", APP_NEVER_FAIL="1")
         try:
             shows(page, lambda: cell(page, topic, "main"), "0", "main lag back to 0 on the page")
+            shows(page, lambda: members(page, topic, "main"), "1", "the worker as the main stage's one member")
             assert page.locator("#dlq-table td.pending").inner_text() == "2"
             SHOTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(SHOTS / "overview.png"), full_page=True)

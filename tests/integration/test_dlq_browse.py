@@ -8,6 +8,7 @@ from collections.abc import Callable
 from confluent_kafka import Producer
 
 from kretry import dlq
+from kretry.console.tally import Tally
 from tests.integration.test_dlq import dead, settings_for
 
 NewTopic = Callable[..., str]
@@ -79,3 +80,25 @@ def test_a_page_that_runs_out_of_budget_says_so_and_goes_on(bootstrap: str, new_
     third = dlq.newest(settings, 5, key="k2", budget=10, before=second.next)
     assert keys(third.records) == ["k2"]
     assert third.next is None
+
+
+def test_the_consoles_count_catches_up_step_by_step_and_then_with_what_arrives(
+    bootstrap: str, new_topic: NewTopic
+) -> None:
+    origin, dlq_topic = new_topic("orders"), new_topic("dlq", 2)
+    fill_timed(bootstrap, dlq_topic, origin, 23, 2)
+    tally = Tally(settings_for(bootstrap, dlq_topic), step=5)
+    assert tally.counts().counting  # the first look starts the count; the page never waits for it
+    tally.wait(60)
+    counts = tally.counts()
+    assert counts.counted == 23
+    assert counts.by_topic == {origin: 23}
+    assert counts.by_error == {"RuntimeError": 18, "ValueError": 5}
+    tally.wait(60)
+    fill_timed(bootstrap, dlq_topic, "payments", 4, 2)
+    tally.counts()
+    tally.wait(60)
+    later = tally.counts()
+    assert later.counted == 27
+    assert later.by_topic == {origin: 23, "payments": 4}
+    assert not later.counting
