@@ -156,9 +156,9 @@ def _check_overlap(retry_on: ExceptionTypes, dead_letter_on: ExceptionTypes, *, 
 class Retrier:
     """Wires each registered topic to its retry topics and the shared DLQ.
 
-        ``Retrier(group_id="orders-service")``; bootstrap_servers, dlq_topic (None: no DLQ) and kafka (librdkafka
-        settings) are optional and win over the ``KRETRY_*`` environment. ``exactly_once=True`` writes each stage's
-        forwards and offsets in one Kafka transaction per batch (README: Exactly-once hops). ``mask`` (field names, or a
+    ``Retrier(group_id="orders-service")``; bootstrap_servers, dlq_topic (None: no DLQ) and kafka (librdkafka
+    settings) are optional and win over the ``KRETRY_*`` environment. ``exactly_once=True`` writes each stage's
+    forwards and offsets in one Kafka transaction per batch (README: Exactly-once hops). ``mask`` (field names, or a
     callable) hides payload fields in ``kretry console`` (kretry.masking).
     """
 
