@@ -11,6 +11,7 @@ answers with a programmable sequence of replies (status, delay, Retry-After), th
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -35,6 +36,7 @@ class Request:
     path: str
     headers: dict[str, str]  # names lower-cased
     body: bytes
+    at: float  # time.time() when the request had arrived whole: for delivery-lateness tests
 
 
 class Receiver:
@@ -108,7 +110,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {name.lower(): value for name, value in self.headers.items()}
-            reply = receiver._take(Request(self.command, self.path, headers, body))
+            reply = receiver._take(Request(self.command, self.path, headers, body, time.time()))
             if reply.delay and receiver._closing.wait(reply.delay):
                 self.close_connection = True
                 return

@@ -48,6 +48,7 @@ def closed_port_url(path: str = "/") -> str:
 
 
 def test_http_posts_the_body_byte_exact_as_json_with_basic_auth(receiver: Receiver) -> None:
+    sent = time.time()
     outcome = once(HttpTarget(receiver.url("/hooks/orders?src=kretry"), username="bob", password=PASSWORD))
 
     assert outcome == DELIVERED
@@ -57,6 +58,7 @@ def test_http_posts_the_body_byte_exact_as_json_with_basic_auth(receiver: Receiv
     assert json.loads(request.body) == json.loads(BODY)
     assert request.headers["content-type"] == "application/json"
     assert request.headers["user-agent"].startswith("kretry-gateway/")
+    assert sent <= request.at <= time.time()
     assert request.headers["authorization"] == "Basic " + base64.b64encode(f"bob:{PASSWORD}".encode()).decode()
 
 
