@@ -1,4 +1,5 @@
-"""``Server(worker, host, port)``: uvicorn in a background thread of the worker's process.
+"""``AppServer(app, host, port)``: uvicorn serving one ASGI app in a background thread; ``Server(worker, host,
+port)`` serves the worker's endpoint.
 
 ``kretry run`` owns SIGINT and SIGTERM (a stop finishes the in-flight records first); uvicorn must not take them.
 """
@@ -8,10 +9,11 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import structlog
 import uvicorn
+from starlette.applications import Starlette
 
 from kretry.errors import ConfigError
 from kretry.web import guard
@@ -40,16 +42,24 @@ class _Uvicorn(uvicorn.Server):
         self.listening.set()
 
 
-class Server:
-    """``Server(worker, host, port).start()``; ``stop()`` at the end. Port 0 picks a free one (see ``port``)."""
+class AppServer:
+    """``AppServer(make_app, host, port).start()``; ``stop()`` at the end. Port 0 picks a free one (see ``port``);
+    ``make_app(loopback)`` gets whether the server listens on a loopback address only."""
 
-    def __init__(self, worker: Worker, host: str = "127.0.0.1", port: int = 0) -> None:
-        # Bound here, not in uvicorn's thread: a busy port is a ConfigError of `kretry run`, and port 0 is known.
-        self._socket = _listen(host, port)
+    def __init__(
+        self,
+        make_app: Callable[[bool], Starlette],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        option: str = "--http-port",
+    ) -> None:
+        # Bound here, not in uvicorn's thread: a busy port is a ConfigError, and port 0 is known.
+        self._option = option
+        self._socket = _listen(host, port, option)
         address = self._socket.getsockname()
         self.host: str = address[0]
         self.port: int = address[1]
-        app = create_app(worker, worker.retrier.settings, loopback=guard.is_loopback(self.host))
+        app = make_app(guard.is_loopback(self.host))
         self._uvicorn = _Uvicorn(
             uvicorn.Config(
                 app,
@@ -71,7 +81,7 @@ class Server:
         self._thread.start()
         if not self._uvicorn.listening.wait(START_TIMEOUT):
             self.stop()
-            raise ConfigError(f"--http-port: the HTTP server on {self.host}:{self.port} did not start")
+            raise ConfigError(f"{self._option}: the HTTP server on {self.host}:{self.port} did not start")
         log.info("http listening", host=self.host, port=self.port)
 
     def stop(self) -> None:
@@ -81,19 +91,26 @@ class Server:
         self._socket.close()  # uvicorn closed it already when it ran; not when start() never came
 
 
-def _listen(host: str, port: int) -> socket.socket:
+class Server(AppServer):
+    """The worker's endpoint (``kretry run --http-port``)."""
+
+    def __init__(self, worker: Worker, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(lambda loopback: create_app(worker, worker.retrier.settings, loopback=loopback), host, port)
+
+
+def _listen(host: str, port: int, option: str) -> socket.socket:
     try:
         family, kind, proto, _, address = socket.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )[0]
         sock = socket.socket(family, kind, proto)
     except OSError as exc:
-        raise ConfigError(f"--http-port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise ConfigError(f"{option}: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
         sock.listen(128)
     except OSError as exc:
         sock.close()
-        raise ConfigError(f"--http-port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise ConfigError(f"{option}: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     return sock
