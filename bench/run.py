@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from bench import backlog, delay, hol, key_order, main_path, report, retry_path, scale_out, startup
+from bench import backlog, delay, gateway, hol, key_order, main_path, report, retry_path, scale_out, startup
 from bench.common import quiet_kretry_logs
 
 BENCHES: list[tuple[str, Callable[[], dict[str, Any]]]] = [
@@ -25,6 +25,7 @@ BENCHES: list[tuple[str, Callable[[], dict[str, Any]]]] = [
     ("startup", lambda: startup.run()),
     ("key_order", lambda: key_order.run()),
     ("scale_out", lambda: scale_out.run()),
+    ("gateway", lambda: gateway.run()),
 ]
 
 NOTES = [
@@ -45,6 +46,10 @@ NOTES = [
     f"scale-out: `kretry run --processes 2` against 1, a handler sleeping 1 ms, {scale_out.RECORDS:,} records on "
     f"6 partitions, {scale_out.RUNS} interleaved runs each, fresh topic and group per run; rate = records / (first "
     "handled -> last), after the group is stable.",
+    f"gateway: wrk, {gateway.CLIENTS} connections for {gateway.SECONDS} s, each post a new event; baseline "
+    "bench/apps/bare_accept.py (produce, await the ack, 200), interleaved, best of "
+    f"{gateway.RUNS}; two instances: the same connections split over both; lateness: {gateway.LATENESS_EVENTS:,} "
+    f"events at {gateway.LATENESS_RATE}/s, 1 s delay, arrival minus (sent + 1 s), as a receiver sees it.",
     "in-process workers log as `kretry run` does (JSON, INFO), rendered into /dev/null.",
 ]
 

@@ -11,6 +11,7 @@ import pytest
 import sqs_local
 
 from tests.conftest import Broker
+from tests.integration.gateways import delete_prefix
 from tests.integration.kit import create_topics, unique
 from tests.integration.receiver import Receiver
 from tests.integration.sqs import sqs_client
@@ -73,3 +74,11 @@ def sqs_queue(sqs_endpoint: str) -> Callable[[], str]:
 def receiver() -> Iterator[Receiver]:
     with Receiver() as running:
         yield running
+
+
+@pytest.fixture
+def gateway_prefix(kafka: Broker) -> Iterator[str]:
+    """A fresh gateway prefix; its topics are deleted after the test."""
+    prefix = unique("gw")
+    yield prefix
+    delete_prefix(kafka.bootstrap, prefix)
