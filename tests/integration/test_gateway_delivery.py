@@ -70,6 +70,11 @@ def test_http_and_sqs_get_the_json_body_at_the_due_time_never_before(
         assert _post(url, identifier, {"order": 42, "note": "ünïcode"}).status_code == 200
         [request] = receiver.wait_for(1)
         messages = receive_all(sqs_client(sqs_endpoint), queue, 1)
+        metrics = httpx.get(f"{url}/metrics").text
+    for kind in ("HTTP", "SQS"):
+        line = f'kretry_gateway_deliveries_total{{identifier="{identifier}",outcome="delivered",type="{kind}"}} 1.0'
+        assert line in metrics
+    assert f'kretry_gateway_posts_total{{identifier="{identifier}",status="200"}} 1.0' in metrics
     assert json.loads(request.body) == {"order": 42, "note": "ünïcode"}
     assert request.headers["content-type"] == "application/json"
     assert request.headers["authorization"] == "Basic c3ZjOnB3"  # svc:pw
