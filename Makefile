@@ -2,8 +2,9 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 KAFKA := python3 tools/kafka_local.py
+SQS := python3 tools/sqs_local.py
 
-.PHONY: install dist kcat chromium kafka kafka-stop lint format test test-unit test-integration demo bench chaos clean
+.PHONY: install dist kcat chromium kafka kafka-stop sqs sqs-stop lint format test test-unit test-integration demo bench chaos clean
 
 install: $(VENV)/.installed
 
@@ -24,6 +25,14 @@ kafka:
 
 kafka-stop:
 	$(KAFKA) stop
+
+# A real SQS API for the gateway's SQS deliveries: ElasticMQ from Maven Central on 127.0.0.1:9324, loopback only,
+# queues in memory (`boto3.client("sqs", endpoint_url="http://127.0.0.1:9324")`). Idempotent, like `make kafka`.
+sqs:
+	$(SQS) start
+
+sqs-stop:
+	$(SQS) stop
 
 lint: install
 	$(VENV)/bin/ruff check kretry tests example tools bench
@@ -66,4 +75,4 @@ chaos: install
 	$(PY) -m bench.chaos
 
 clean:
-	rm -rf $(VENV) .kafka .pytest_cache .mypy_cache .ruff_cache build dist
+	rm -rf $(VENV) .kafka .sqs .pytest_cache .mypy_cache .ruff_cache build dist

@@ -1,4 +1,5 @@
-"""The ``kretry`` command: ``run`` (the worker, with exit codes a supervisor acts on), ``topics``, ``dlq``, ``stats``.
+"""The ``kretry`` command: ``run`` (the worker, with exit codes a supervisor acts on), ``topics``, ``dlq``, ``stats``,
+``gateway`` (kretry.gateway).
 
 Every command but ``run`` prints its result on stdout (``--json``: machine-readable) and logs to stderr.
 """
@@ -97,8 +98,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(run_parser=run)  # --processes N hands each child the options this parser was given
     _ops_parsers(sub)
+    _gateway_parser(sub)
     _console_parser(sub)
     return parser
+
+
+def _gateway_parser(sub: Any) -> None:
+    gateway = sub.add_parser(
+        "gateway",
+        help="Pretry's retry service on Kafka: an HTTP API that schedules events for delivery to HTTP and SQS",
+        epilog=GATEWAY_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    gateway.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    gateway.add_argument("--http-port", type=int, default=8080, help="port to listen on (default 8080)")
+    gateway.add_argument(
+        "--connect-timeout", type=float, default=15.0, help="seconds to wait for the cluster at start-up (default 15)"
+    )
+    gateway.add_argument("--log-level", default="INFO", help=f"{LOG_LEVEL_HELP} (default INFO)")
+    gateway.add_argument("--log-all", action="store_true", help=LOG_ALL_HELP)
+    gateway.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
+
+
+GATEWAY_EXIT_CODES = """exit codes:
+  0  stopped by SIGINT/SIGTERM after finishing the deliveries under way
+  1  unexpected error, or one of its loops failed (the reason is logged)
+  2  bad command-line arguments
+  4  bad configuration (KRETRY_* and KRETRY_GATEWAY_* settings, a port in use)
+  5  the Kafka cluster did not answer at start-up
+  6  the gateway's topics could not be created"""
 
 
 CONSOLE_EXIT_CODES = """exit codes:
@@ -287,9 +315,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"kretry: {exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
+        if args.command == "run":
+            return run(args)
+        if args.command == "gateway":
+            return _gateway(args)
         if args.command == "console":
             return _console(args)
-        return run(args) if args.command == "run" else _ops(args)
+        return _ops(args)
     finally:
         if native is not None:
             # The clients left (the worker's admin client, say) are destroyed now, their last lines still captured.
@@ -297,8 +329,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             native.close()
 
 
-def run(args: argparse.Namespace) -> int:
-    # Installed before anything else, so that a stop asked for during import or start-up is a clean stop too.
+def _stop_on_signals() -> threading.Event:
+    """An event SIGINT and SIGTERM set: the command stops cleanly once it sees it."""
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -307,6 +339,12 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    return stopping
+
+
+def run(args: argparse.Namespace) -> int:
+    # Installed before anything else, so that a stop asked for during import or start-up is a clean stop too.
+    stopping = _stop_on_signals()
     if args.processes > 1:
         return supervisor.supervise(args.run_parser, args, stopping)
     return _work(args, stopping)
@@ -315,9 +353,7 @@ def run(args: argparse.Namespace) -> int:
 def _console(args: argparse.Namespace) -> int:
     from kretry.console import serve  # Jinja2 and the templates, for this command only
 
-    stopping = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    stopping = _stop_on_signals()
     try:
         serve(load_app(args.app, args.app_dir), args.host, args.port, read_only=args.read_only, stopping=stopping)
     except AppImportError as exc:
@@ -381,6 +417,23 @@ def _stopped(exc: Exception) -> tuple[int, str]:
     if isinstance(exc, TransactionFenced):
         return EXIT_FENCED, "fenced: a newer worker with the same transactional.id took over"
     return EXIT_STOPPED, "stopped: retries exhausted"
+
+
+def _gateway(args: argparse.Namespace) -> int:
+    stopping = _stop_on_signals()
+    try:
+        # Imported here: the gateway's dependencies are an extra a worker does without.
+        from kretry.gateway.command import serve
+    except ImportError as exc:
+        return _fail(EXIT_CONFIG, "kretry gateway needs its extra: pip install 'kretry[gateway]'", exc)
+    try:
+        return serve(args.host, args.http_port, args.connect_timeout, stopping)
+    except ConfigError as exc:
+        return _fail(EXIT_CONFIG, "bad configuration", exc)
+    except TopologyError as exc:
+        return _fail(EXIT_TOPOLOGY, "topics are not ready", exc)
+    except (BrokerUnavailable, KafkaException) as exc:
+        return _fail(EXIT_BROKER, "Kafka is unavailable", exc)
 
 
 # -- topics, dlq, stats -------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
@@ -22,6 +22,9 @@ from kretry.errors import ConfigError, DurationError
 from kretry.topology import DEFAULT_DLQ_TOPIC, validate_topic_name
 
 ENV_PREFIX = "KRETRY_"
+# Settings of kretry's other commands (``kretry gateway``, ``kretry console``): one environment may serve them all,
+# so these are not unknown to ``kretry run``; each command checks its own.
+OTHER_COMMANDS = ("GATEWAY_", "CONSOLE_")
 DEFAULT_LIVENESS_TIMEOUT = 300.0
 _SECRET_WORDS = ("password", "secret", "token", "key.pem", "private")
 
@@ -178,15 +181,29 @@ class Settings(BaseSettings):
         return value
 
 
+S = TypeVar("S", bound=Settings)
+
+
 def load(overrides: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Settings:
     """Settings from ``overrides`` (None means 'not given'), else the environment, else defaults."""
+    return load_as(Settings, overrides, environ)
+
+
+def load_as(model: type[S], overrides: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> S:
+    """``load`` for a subclass of Settings with a command's own fields (e.g. the gateway's ``gateway_*``)."""
     environ = os.environ if environ is None else environ
-    known = {f"{ENV_PREFIX}{name}".upper() for name in Settings.model_fields}
-    unknown = sorted(k for k in environ if k.upper().startswith(ENV_PREFIX) and k.upper() not in known)
+    known = {f"{ENV_PREFIX}{name}".upper() for name in model.model_fields}
+    own = tuple(p for p in OTHER_COMMANDS if any(k.startswith(ENV_PREFIX + p) for k in known))
+    others = tuple(ENV_PREFIX + p for p in OTHER_COMMANDS if p not in own)
+    unknown = sorted(
+        k
+        for k in environ
+        if k.upper().startswith(ENV_PREFIX) and k.upper() not in known and not k.upper().startswith(others)
+    )
     if unknown:
         raise ConfigError(f"unknown setting {', '.join(unknown)}; kretry reads {', '.join(sorted(known))}")
     given: dict[str, Any] = {}
-    for name in Settings.model_fields:
+    for name in model.model_fields:
         raw = environ.get(f"{ENV_PREFIX}{name.upper()}")
         if raw is not None:
             given[name] = _from_env(name, raw)
@@ -196,7 +213,7 @@ def load(overrides: Mapping[str, Any], environ: Mapping[str, str] | None = None)
         # librdkafka settings merge key by key: the environment may carry credentials, the code its tuning.
         given[name] = {**given.get(name, {}), **value} if name == "kafka" else value
     try:
-        return Settings(**given)
+        return model(**given)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
 

@@ -18,9 +18,7 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +26,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import jvm_process
+from jvm_process import missing_java_tools
 
 ROOT = Path(__file__).resolve().parent.parent
 POM = ROOT / "tools" / "kafka" / "pom.xml"
@@ -89,33 +90,15 @@ def docker_engine_answers() -> bool:
     return done.returncode == 0
 
 
-def missing_java_tools() -> list[str]:
-    return [tool for tool in ("java", "mvn") if shutil.which(tool) is None]
-
-
 def fetch_jars(libs: Path = LIBS) -> Path:
     """Download the broker's runtime classpath once; later calls find it cached."""
     if any(libs.glob("kafka_2.13-*.jar")) and any(libs.glob("log4j-core-*.jar")):
         return libs
     if shutil.which("mvn") is None:
         raise KafkaLocalError("Maven (mvn) is needed to fetch the Kafka jars from Maven Central")
-    tmp = libs.with_name(libs.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    cmd = [
-        "mvn",
-        "-q",
-        "-B",
-        "-f",
-        str(POM),
-        "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies",
-        "-DincludeScope=runtime",
-        f"-DoutputDirectory={tmp}",
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise KafkaLocalError(f"fetching the Kafka jars failed:\n{done.stdout}{done.stderr}")
-    shutil.rmtree(libs, ignore_errors=True)
-    tmp.rename(libs)  # all or nothing, so an interrupted fetch is never mistaken for a cached one
+    failed = jvm_process.copy_dependencies(POM, libs)
+    if failed is not None:
+        raise KafkaLocalError(f"fetching the Kafka jars failed:\n{failed}")
     return libs
 
 
@@ -223,26 +206,14 @@ class LocalKafka:
             raise KafkaLocalError(f"formatting {self.data_dir} failed:\n{done.stdout}{done.stderr}")
 
     def running_pid(self) -> int | None:
-        try:
-            pid = int(self.pid_file.read_text().strip())
-            os.kill(pid, 0)
-        except (OSError, ValueError):
-            return None
-        return pid
+        return jvm_process.running_pid(self.pid_file)
 
     def start(self, timeout: float = 90.0, detach: bool = False) -> subprocess.Popen[bytes]:
         fetch_jars()
         self._format()
-        with self.log_file.open("ab") as log:
-            proc = subprocess.Popen(
-                self._java("kafka.Kafka", str(self.home / "server.properties")),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                # A detached broker outlives `make kafka`; an attached one dies with the test session's group.
-                start_new_session=detach,
-            )
-        self.pid_file.write_text(str(proc.pid))
+        proc = jvm_process.spawn(
+            self._java("kafka.Kafka", str(self.home / "server.properties")), self.log_file, self.pid_file, detach
+        )
         self._proc = proc
         try:
             self.wait_ready(proc, timeout)
@@ -264,26 +235,8 @@ class LocalKafka:
         raise KafkaLocalError(f"the broker did not start within {timeout:.0f}s; see {self.log_file}")
 
     def stop(self, timeout: float = 30.0) -> None:
-        pid = self.running_pid()
-        if pid is None:
-            self.pid_file.unlink(missing_ok=True)
-            return
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, os.WNOHANG)
-            try:
-                os.kill(pid, 0)
-            except OSError:
-                break
-            time.sleep(0.1)
-        else:
-            os.kill(pid, signal.SIGKILL)
-        if self._proc is not None:
-            self._proc.wait()  # reap our own child, or Python warns that it is still running
-            self._proc = None
-        self.pid_file.unlink(missing_ok=True)
+        jvm_process.stop(self.pid_file, self._proc, timeout)
+        self._proc = None
 
 
 def _home_broker(home: Path, port: int) -> LocalKafka:

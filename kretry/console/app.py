@@ -35,7 +35,7 @@ from kretry.console.tally import Tally
 from kretry.errors import KretryError, ReplayInProgress
 from kretry.retrier import Retrier
 from kretry.web import guard
-from kretry.web.deadset import BadRequest, read_body
+from kretry.web.body import BadRequest, read_body
 
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
 

@@ -10,7 +10,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from kretry import dlq
-from kretry.web.deadset import BadRequest, filters
+from kretry.web.body import BadRequest
+from kretry.web.deadset import filters
 
 # The form's fields: the origin topic, then the filters named as dlq's keyword arguments are.
 FIELDS = ("topic", "error_type", "key", "error", "since", "until", "group")

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 from confluent_kafka import KafkaException
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from kretry.config import Settings
 from kretry.errors import KretryError, ReplayInProgress
-from kretry.web import deadset, dlqguard, guard, probes
+from kretry.web import deadset, dlqguard, errors, guard, probes
 from kretry.web.responses import error
 from kretry.worker import Worker
 
@@ -33,43 +32,13 @@ def create_app(worker: Worker, settings: Settings, *, loopback: bool) -> Starlet
             *dlqguard.routes(worker, policy),
         ],
         exception_handlers={
-            HTTPException: _http_error,
-            deadset.BadRequest: _bad_request,
-            deadset.BodyTooLarge: _too_large,
-            ReplayInProgress: _conflict,
+            **errors.COMMON,
+            ReplayInProgress: errors.answer(409),
             KretryError: _unavailable,
             KafkaException: _unavailable,
-            Exception: _internal,
         },
     )
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 404:
-        return error(404, f"no such endpoint: {request.method} {request.url.path}")
-    if exc.status_code == 405:
-        allowed = (exc.headers or {}).get("Allow", "")
-        return error(405, f"use {allowed} for {request.url.path}", exc.headers)
-    return error(exc.status_code, exc.detail, exc.headers)
-
-
-async def _bad_request(request: Request, exc: Exception) -> Response:
-    return error(400, str(exc))
-
-
-async def _too_large(request: Request, exc: Exception) -> Response:
-    return error(413, str(exc))
-
-
-async def _conflict(request: Request, exc: Exception) -> Response:
-    return error(409, str(exc))
-
-
 async def _unavailable(request: Request, exc: Exception) -> Response:
     return error(503, f"{type(exc).__name__}: {exc}")
-
-
-async def _internal(request: Request, exc: Exception) -> Response:
-    # Starlette re-raises after answering: uvicorn logs the traceback, the client gets no internals.
-    return error(500, "internal error")

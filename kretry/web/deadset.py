@@ -25,23 +25,15 @@ from starlette.routing import Route
 from kretry import dlq
 from kretry.config import Settings
 from kretry.web import guard
+from kretry.web.body import BadRequest, read_body
 from kretry.web.responses import JSONAnswer
 
-MAX_BODY = 64 * 1024
 MAX_COUNT = 1000
 DEFAULT_COUNT = 10
 # The filters besides "topic" (the origin topic, passed always), named as dlq's keyword arguments are.
 _FILTERS = ("error", "key", "since", "until", "group")
 _PEEK_PARAMS = frozenset({"count", "state", "topic", *_FILTERS})
 _REPLAY_FIELDS = frozenset({"count", "offsets", "max_replays", "dry_run", "topic", *_FILTERS})
-
-
-class BadRequest(Exception):
-    """The request is wrong: answered with 400 and this message."""
-
-
-class BodyTooLarge(BadRequest):
-    """Answered with 413."""
 
 
 def _count(raw: Any, default: int | None) -> int | None:
@@ -130,29 +122,6 @@ def replay_args(body: Any, now_ms: int | None = None) -> dict[str, Any]:
         raise BadRequest('"dry_run" must be true or false')
     args["dry_run"] = dry_run
     return {**args, **filters(body, now_ms)}
-
-
-def declared_length(header: str | None, limit: int = MAX_BODY) -> int | None:
-    """Pure: the body size a Content-Length header announces, refused before a byte of the body is read."""
-    if header is None:
-        return None
-    if not header.isdigit():  # "-1", "+5", "1e3", " ": int() would take some of them
-        raise BadRequest(f"bad Content-Length {header!r}")
-    length = int(header)
-    if length > limit:
-        raise BodyTooLarge(f"body larger than {limit} bytes")
-    return length
-
-
-async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    """The request body, never more than ``limit`` bytes of it: a chunked body announces no length up front."""
-    declared_length(request.headers.get("content-length"), limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise BodyTooLarge(f"body larger than {limit} bytes")
-    return bytes(body)
 
 
 def routes(settings: Settings, policy: guard.Policy) -> list[Route]:

@@ -1,5 +1,5 @@
-"""``Server(worker, host, port)``: uvicorn in a background thread of the worker's process (``AppServer``: of any app,
-such as the console's).
+"""``AppServer(app, host, port)``: uvicorn serving one ASGI app in a background thread; ``Server(worker, host,
+port)`` serves the worker's endpoint.
 
 ``kretry run`` owns SIGINT and SIGTERM (a stop finishes the in-flight records first); uvicorn must not take them.
 """
@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import structlog
 import uvicorn
-from starlette.types import ASGIApp
+from starlette.applications import Starlette
 
 from kretry.errors import ConfigError
 from kretry.web import guard
@@ -43,22 +43,26 @@ class _Uvicorn(uvicorn.Server):
 
 
 class AppServer:
-    """Any ASGI ``app`` served by uvicorn in a background thread: ``start()``, then ``stop()``. Port 0 picks a free
-    one (see ``port``). ``option`` names the command-line option a listening failure is blamed on."""
+    """``AppServer(make_app, host, port).start()``; ``stop()`` at the end. Port 0 picks a free one (see ``port``);
+    ``make_app(loopback)`` gets whether the server listens on a loopback address only."""
 
     def __init__(
-        self, app: Callable[[bool], ASGIApp], host: str = "127.0.0.1", port: int = 0, option: str = "--http-port"
+        self,
+        make_app: Callable[[bool], Starlette],
+        host: str = "127.0.0.1",
+        port: int = 0,
+        option: str = "--http-port",
     ) -> None:
-        """``app(loopback)``: the application, told whether the server listens on a loopback address only."""
-        # Bound here, not in uvicorn's thread: a busy port is a ConfigError of the command, and port 0 is known.
-        self.option = option
+        # Bound here, not in uvicorn's thread: a busy port is a ConfigError, and port 0 is known.
+        self._option = option
         self._socket = _listen(host, port, option)
         address = self._socket.getsockname()
         self.host: str = address[0]
         self.port: int = address[1]
+        app = make_app(guard.is_loopback(self.host))
         self._uvicorn = _Uvicorn(
             uvicorn.Config(
-                app(guard.is_loopback(self.host)),
+                app,
                 host=self.host,
                 port=self.port,
                 log_config=None,
@@ -77,7 +81,7 @@ class AppServer:
         self._thread.start()
         if not self._uvicorn.listening.wait(START_TIMEOUT):
             self.stop()
-            raise ConfigError(f"{self.option}: the HTTP server on {self.host}:{self.port} did not start")
+            raise ConfigError(f"{self._option}: the HTTP server on {self.host}:{self.port} did not start")
         log.info("http listening", host=self.host, port=self.port)
 
     def stop(self) -> None:
@@ -88,7 +92,7 @@ class AppServer:
 
 
 class Server(AppServer):
-    """``Server(worker, host, port).start()``: the endpoint next to a worker; ``stop()`` at the end."""
+    """The worker's endpoint (``kretry run --http-port``)."""
 
     def __init__(self, worker: Worker, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(lambda loopback: create_app(worker, worker.retrier.settings, loopback=loopback), host, port)

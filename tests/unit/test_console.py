@@ -21,7 +21,7 @@ from kretry.console.session import COOKIE, Keys
 from kretry.dlq import DeadRecord
 from kretry.errors import ConfigError
 from kretry.masking import MASKED, checked, mask_headers, mask_value
-from kretry.web.deadset import BadRequest
+from kretry.web.body import BadRequest
 
 NOW = 1_700_000_000_000
 

@@ -13,7 +13,8 @@ from starlette.applications import Starlette
 from kretry import Retrier, Worker, config, dlq
 from kretry.errors import ConfigError, ReplayInProgress, TopologyError
 from kretry.web import create_app, guard
-from kretry.web.deadset import MAX_BODY, BadRequest, BodyTooLarge, declared_length, peek_args, replay_args
+from kretry.web.body import MAX_BODY, BadRequest, BodyTooLarge, declared_length
+from kretry.web.deadset import peek_args, replay_args
 
 LOCAL = guard.Policy(loopback=True)
 JSON_POST = {"host": "127.0.0.1:8010", "content-type": "application/json"}
