@@ -14,6 +14,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
 import structlog
@@ -108,11 +109,11 @@ class Stage:
         # batch is theirs to handle, not ours.
         self._poll_budget = float(consumer_conf.get("max.poll.interval.ms", MAX_POLL_INTERVAL_MS)) / 1000.0
         self.recreated = threading.Event()  # set by the worker once it created this stage's topic again
-        self._polled_at = time.monotonic()
+        self._polled_at = perf_counter()  # when the last batch was fetched: the poll budget counts from it
         # Indexed by attempt: where a failure goes next, this stage's own topic again within a shared tier.
         self._topics = spec.handler.attempt_topics
         attempt_of = self._record_attempt if spec.shared else None
-        self._dispatch = Dispatcher(spec.handler, spec.attempt, stopping, stats.handler.observe, attempt_of)
+        self._dispatch = Dispatcher(spec.handler, spec.attempt, stopping, stats.handler, attempt_of)
         self._batched = spec.handler.is_async
         self._m_errors = metrics.kafka_errors
         self._m_lag = metrics.lag.labels(*labels)
@@ -179,6 +180,9 @@ class Stage:
 
     def _handle(self, consumer: Consumer, forwarder: Forwarder) -> None:
         batch = self._fetch(consumer)
+        if not self.spec.attempt and not self._batched:
+            self._run(consumer, forwarder, batch)
+            return
         held = self._window.due(self._clock()) if self.spec.attempt else []
         ready = self._take(consumer, forwarder, held + batch if held else batch, len(held))
         self.stats.windowed = self._window.records
@@ -189,6 +193,48 @@ class Stage:
             else:
                 for msg, outcome in zip(ready, outcomes, strict=True):
                     self._settle(forwarder, msg, outcome)
+
+    def _run(self, consumer: Consumer, forwarder: Forwarder, batch: list[Any]) -> None:
+        """A main stage's batch for a sync handler: the records in turn, their successes settled together (the highest
+        offset of each partition once), each failure as it comes, for what is done with it decides whether the records
+        behind it are handled now (a tripped DLQ flood guard makes its partition wait; on_exhausted="stop" stops)."""
+        ready = [msg for msg in batch if msg.error() is None]
+        if len(ready) < len(batch):
+            for msg in batch:
+                if msg.error() is not None:
+                    self._on_consume_error(msg.error(), msg)
+        if self._waiting:  # fetched before their partition's pause: it resumes at the waiting record
+            ready = [msg for msg in ready if msg.partition() not in self._waiting]
+        deadline = self._polled_at + self._poll_budget
+        start = 0
+        while start < len(ready) and self.fatal is None and not self._stopping.is_set():
+            end, failure = self._dispatch.run(ready, start, deadline)
+            if end > start:
+                self._succeeded(ready, start, end)
+            if end == len(ready):
+                return
+            if failure is None:  # the poll budget is spent, or a stop was asked for
+                if not self._stopping.is_set():
+                    # The handler outlasted max.poll.interval.ms: the partition may be another member's by now,
+                    # which handles this record again; forwarding it too would be a second copy.
+                    self._abandon(consumer, ready[end:])
+                return
+            self._settle(forwarder, ready[end], failure)
+            start = end + 1
+            if self._waiting:
+                ready = ready[:start] + [msg for msg in ready[start:] if msg.partition() not in self._waiting]
+
+    def _succeeded(self, ready: list[Any], start: int, end: int) -> None:
+        """``ready[start:end]`` succeeded: each partition's offsets told once, with its highest."""
+        highest: dict[int, int] = {}
+        for i in range(start, end):
+            msg = ready[i]
+            highest[msg.partition()] = msg.offset()
+        for partition, offset in highest.items():
+            self._tracker(partition).done_through(offset)
+        self.stats.success += end - start
+        if self._flood is not None:
+            self._flood.handled(time.monotonic(), end - start)
 
     def _take(self, consumer: Consumer, forwarder: Forwarder, batch: list[Any], held: int = 0) -> list[Any]:
         """Handle the batch's due records now (sync handlers) or return them (async handlers); its first ``held``
@@ -229,7 +275,7 @@ class Stage:
     def _fetch(self, consumer: Consumer) -> list[Any]:
         # consume(n, timeout) waits for n records or the timeout, whichever comes last: take what is there,
         # and only when nothing is, wait for the first record and then take what came with it.
-        self._polled_at = time.monotonic()
+        self._polled_at = perf_counter()
         batch: list[Any] = consumer.consume(BATCH, 0)
         if not batch:
             batch = consumer.consume(1, self._poll_timeout())
@@ -317,7 +363,7 @@ class Stage:
         self._log.warning("topic created again: reading it from its start", partitions=partitions)
 
     def _overdue(self) -> bool:
-        return time.monotonic() - self._polled_at > self._poll_budget
+        return perf_counter() - self._polled_at > self._poll_budget
 
     def _guarded(self, consumer: Consumer) -> bool:
         """True while the DLQ flood guard keeps this main stage from taking records; notices the guard's resets."""
@@ -336,7 +382,7 @@ class Stage:
             consumer.pause([TopicPartition(self.spec.topic, p) for p in self.assigned])
         # Polling on keeps the group membership; whatever was fetched before the pause is fetched again once the
         # guard is reset.
-        self._polled_at = time.monotonic()
+        self._polled_at = perf_counter()
         self._rewind(consumer, consumer.consume(BATCH, IDLE_POLL))
         return True
 
