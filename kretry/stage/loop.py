@@ -28,11 +28,12 @@ from kretry.forward import Forwarder, Outgoing
 from kretry.guard import Flood
 from kretry.metrics import Metrics
 from kretry.offsets import PartitionOffsets
-from kretry.policy import Action, decide
+from kretry.policy import Action
 from kretry.retrier import StageSpec
 from kretry.stage import txn
 from kretry.stage.failure import instead
-from kretry.stage.logbook import Logbook, key_of
+from kretry.stage.logbook import Logbook, where_of
+from kretry.stage.verdicts import Verdicts
 from kretry.stage.window import FOREVER, Window, due_ms, is_due, record_cost
 from kretry.stage.window import MAX_BYTES as MAX_WINDOW_BYTES
 from kretry.topology import stage_attempt
@@ -83,6 +84,9 @@ class Stage:
         self.label = stage_label(spec.number)
         self.base = spec.handler.topic
         self._policy = spec.handler.policy
+        self._verdicts = Verdicts(self._policy)
+        self._error_classes: dict[type[BaseException], str] = {}  # exception class -> its kretry-error-class
+        self._shared = spec.shared  # a tier of equal delays: each record's attempt is read from it
         self._dlq = dlq_topic
         self._group = group_id
         self._stopping = stopping
@@ -479,33 +483,41 @@ class Stage:
     # -- failures -------------------------------------------------------------------------------------------
 
     def _failed(self, forwarder: Forwarder, tracker: PartitionOffsets, msg: Any, exc: BaseException) -> None:
+        # Every failed record comes here: only what its forward needs is read of its headers, the decision is the
+        # one remembered for its exception's class where nothing else decides it, and log lines describe it only
+        # when they will say something of it (logbook).
         user, ours = hdr.split(msg.headers())
-        state = hdr.read(ours)
-        here = hdr.Origin(self.base, msg.partition(), msg.offset(), msg.timestamp()[1])
-        origin = hdr.origin_of(state, here) if self.spec.attempt else here
+        partition, offset = msg.partition(), msg.offset()
+        here = hdr.Origin(self.base, partition, offset, msg.timestamp()[1])
+        origin = hdr.origin_from(ours, here) if self.spec.attempt else here
         now = self._clock()
-        attempt = stage_attempt(self.spec.attempt, self.spec.last_attempt, state.attempt)
-        decision = decide(self._policy, attempt, exc, age=now - origin.timestamp / 1000.0)
+        attempt = self.spec.attempt
+        if self._shared:
+            attempt = stage_attempt(attempt, self.spec.last_attempt, hdr.int_of(ours, hdr.ATTEMPT))
+        age = now - origin.timestamp / 1000.0 if self._policy.max_age is not None else None
+        decision = self._verdicts.decide(attempt, exc, age)
         error = hdr.describe_error(exc)
-        offset = msg.offset()
-        # "attempt" as the forwarded record's kretry-attempt says it: the attempts made so far.
-        where = {"partition": msg.partition(), "offset": offset, "attempt": attempt + 1, "error": error}
-        if decision.action is Action.DROP:
-            self._log.warning("record dropped", reason=decision.reason, **where)
+        action = decision.action
+        if action is Action.DROP:
+            self._log.warning("record dropped", reason=decision.reason, **where_of(msg, attempt + 1, error))
             tracker.done_now(offset)
             self.stats.dropped += 1
             return
-        if decision.action is Action.STOP:
-            self._log.error("retries exhausted and on_exhausted='stop': stopping, offset left uncommitted", **where)
+        if action is Action.STOP:
+            self._log.error(
+                "retries exhausted and on_exhausted='stop': stopping, offset left uncommitted",
+                **where_of(msg, attempt + 1, error),
+            )
             tracker.begin(offset)  # never finished: nothing at or past it is stored
-            self.fatal = StageStopped(f"{self.spec.topic}[{msg.partition()}]@{offset}: {error}")
+            self.fatal = StageStopped(f"{self.spec.topic}[{partition}]@{offset}: {error}")
             return
         trace = None
-        if decision.action is Action.RETRY:
+        if action is Action.RETRY:
             target = self._topics[decision.tier]
             due_at: int | None = due_ms(now, decision.delay)
             self.stats.retried += 1
-            self._logbook.retried(msg, target, due_at, where)
+            # "attempt" as the forwarded record's kretry-attempt says it: the attempts made so far.
+            self._logbook.retried(msg, target, due_at, attempt + 1, error)
         elif self._flood is not None and not self._flood.may_dead_letter(time.monotonic()):
             self._hold(msg)
             return
@@ -516,13 +528,21 @@ class Stage:
                 error = hdr.truncate(f"{error} [{decision.reason}]", hdr.ERROR_MAX_BYTES)
             self.stats.dead_lettered += 1
             trace = hdr.error_trace(exc)  # formatting a traceback is dear: on the way to the DLQ only
-        # A kretry-replays count set by another service's replay is not ours to carry into our DLQ.
-        replays = state.replays if state.group in (None, self._group) else None
+        replays = None
+        if hdr.REPLAYS in ours:
+            # A kretry-replays count set by another service's replay is not ours to carry into our DLQ.
+            group = ours.get(hdr.GROUP)
+            if group is None or hdr.read({hdr.GROUP: group}).group in (None, self._group):
+                replays = hdr.int_of(ours, hdr.REPLAYS)
+        kind = type(exc)
+        error_class = self._error_classes.get(kind)
+        if error_class is None:
+            error_class = self._error_classes[kind] = hdr.error_class(exc)
         out = Outgoing(
-            topic=target,
-            key=msg.key(),
-            value=msg.value(),
-            headers=hdr.build(
+            target,
+            msg.key(),
+            msg.value(),
+            hdr.build(
                 user,
                 origin=origin,
                 attempt=attempt + 1,
@@ -530,18 +550,18 @@ class Stage:
                 group=self._group,
                 due_at=due_at,
                 replays=replays,
-                error_class=hdr.error_class(exc),
+                error_class=error_class,
                 trace=trace,
             ),
-            partition=msg.partition(),
+            partition,
         )
         tracker.begin(offset)
-        origin_at = f"{origin.topic}[{origin.partition}]@{origin.offset}"
+        dlq, logbook = self._dlq, self._logbook
 
         def done(delivered: Any) -> None:
             tracker.finish(offset)
-            if delivered.topic() == self._dlq:
-                self._logbook.dead_lettered(delivered, origin_at, key_of(msg), where)
+            if delivered.topic() == dlq:
+                logbook.dead_lettered(delivered, msg, origin, attempt + 1, error)
 
         forwarder.send(out, done)
 
