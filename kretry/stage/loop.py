@@ -31,7 +31,7 @@ from kretry.offsets import PartitionOffsets
 from kretry.policy import Action
 from kretry.retrier import StageSpec
 from kretry.stage import txn
-from kretry.stage.failure import instead
+from kretry.stage.failure import instead, release
 from kretry.stage.logbook import Logbook, where_of
 from kretry.stage.verdicts import Verdicts
 from kretry.stage.window import FOREVER, Window, due_ms, is_due, record_cost
@@ -49,6 +49,25 @@ MAX_POLL_INTERVAL_MS = 300_000  # librdkafka's default max.poll.interval.ms
 # The target topic or partition does not exist (deleted while we run, or narrower than planned): the forward is
 # held and sent again, never dropped, and /readyz says why.
 MISSING = frozenset({KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION, KafkaError.UNKNOWN_TOPIC_OR_PART})
+
+
+class Acked:
+    """What a forward's acknowledgement settles: its record's offset, and the log line of a dead letter (the DLQ's
+    position is known only then). One small object per forward in flight, for the garbage collector's sake."""
+
+    __slots__ = ("attempt", "error", "msg", "offset", "origin", "stage", "tracker")
+
+    def __init__(
+        self, stage: Stage, tracker: PartitionOffsets, offset: int, msg: Any, origin: Any, attempt: int, error: str
+    ) -> None:
+        self.stage, self.tracker, self.offset = stage, tracker, offset
+        self.msg, self.origin, self.attempt, self.error = msg, origin, attempt, error
+
+    def __call__(self, delivered: Any) -> None:
+        self.tracker.finish(self.offset)
+        stage = self.stage
+        if delivered.topic() == stage._dlq:
+            stage._logbook.dead_lettered(delivered, self.msg, self.origin, self.attempt, self.error)
 
 
 class StageStopped(Exception):
@@ -339,6 +358,7 @@ class Stage:
                 self._flood.handled(time.monotonic())
         else:
             self._failed(forwarder, tracker, msg, outcome)
+            release(outcome)
 
     def _foreign(self, msg: Any, group: str) -> None:
         """Another service that reads the same main topic shares its retry topics: its records are its own."""
@@ -556,14 +576,7 @@ class Stage:
             partition,
         )
         tracker.begin(offset)
-        dlq, logbook = self._dlq, self._logbook
-
-        def done(delivered: Any) -> None:
-            tracker.finish(offset)
-            if delivered.topic() == dlq:
-                logbook.dead_lettered(delivered, msg, origin, attempt + 1, error)
-
-        forwarder.send(out, done)
+        forwarder.send(out, Acked(self, tracker, offset, msg, origin, attempt + 1, error))
 
     def _record_attempt(self, msg: Any) -> int:
         """The attempt a record of this shared tier is at, as its kretry-attempt says."""
