@@ -55,7 +55,7 @@ def summarise(raw: Path, top: int = TOP) -> str:
             continue  # not a stage thread: the bench's own producing and watching
         count = int(count_text)
         total += count
-        functions = [f.split(" (")[0] + " (" + _where(f) + ")" for f in frames[1:]]
+        functions = [_function(f) for f in frames[1:]]
         if functions:
             own[functions[-1]] += count
             own_lines[frames[-1]] += count
@@ -72,12 +72,14 @@ def summarise(raw: Path, top: int = TOP) -> str:
     return "\n".join(lines)
 
 
-def _where(frame: str) -> str:
-    """``module.py:line`` of a py-spy frame ``name (path/module.py:line)``, the line left out (one entry per
-    function)."""
-    place = frame.rpartition(" (")[2].rstrip(")")
-    path = place.rsplit(":", 1)[0]
-    return "/".join(Path(path).parts[-2:])
+def _function(frame: str) -> str:
+    """``name (package/module.py)`` of a py-spy frame ``name (path/module.py:line)``: one entry per function; a C
+    frame (``--native``) is its name alone."""
+    name, _, place = frame.partition(" (")
+    if not place:
+        return name
+    path = place.rstrip(")").rsplit(":", 1)[0]
+    return f"{name} ({'/'.join(Path(path).parts[-2:])})"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +88,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--records", type=int)
     parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()))
     parser.add_argument("--rate", type=int, default=1000, help="samples a second")
+    parser.add_argument(
+        "--native", action="store_true", help="C frames too: the garbage collector, librdkafka, confluent-kafka"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # the process py-spy starts
     args = parser.parse_args(argv)
     records = args.records or (1_000_000 if args.which == "main" else retry_path.RECORDS)
@@ -95,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     raw = args.out / f"kretry-profile-{args.which}.txt"
     cmd = ["py-spy", "record", "--gil", "--threads", "--format", "raw", "-r", str(args.rate), "-o", str(raw), "--"]
+    if args.native:
+        cmd.insert(2, "--native")
     cmd += [sys.executable, "-m", "bench.profile", args.which, "--records", str(records), "--child"]
     subprocess.run(cmd, check=True)
     print(summarise(raw))
