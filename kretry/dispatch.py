@@ -17,6 +17,7 @@ import asyncio
 import inspect
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Awaitable, Callable, Sequence
 from time import perf_counter
 from typing import Any
@@ -24,9 +25,14 @@ from typing import Any
 from kretry.errors import RetryLater
 from kretry.headers import describe_error
 from kretry.message import Message
+from kretry.metrics import Buckets
 from kretry.policy import classify
 from kretry.retrier import HandlerSpec, Ordering
 from kretry.serde import DeserializationError
+
+# How often (seconds of handling) a sync batch looks whether a stop was asked for: every record would cost more than
+# the rest of the per-record loop on the main path.
+STOP_CHECK = 0.01
 
 
 async def _settled(awaitable: Awaitable[Any]) -> BaseException | None:
@@ -78,11 +84,14 @@ class Dispatcher:
         spec: HandlerSpec,
         attempt: int,
         stopping: threading.Event,
-        observe: Callable[[float], None],
+        observe: Callable[[float], None] | Buckets,
         attempt_of: Callable[[Any], int] | None = None,
     ) -> None:
         self.spec = spec
-        self._observe = observe  # seconds spent in the handler, every try of a record together
+        # Seconds spent in the handler, every try of a record together; a histogram's buckets are counted into
+        # straight from run()'s loop.
+        self._buckets = observe if isinstance(observe, Buckets) else None
+        self._observe = observe.observe if isinstance(observe, Buckets) else observe
         self.attempt = attempt
         # A shared tier's records are at different attempts: each one's is read from the record itself.
         self._attempt_of = attempt_of
@@ -148,6 +157,63 @@ class Dispatcher:
             outcome = self.try_once(msg)
         self._observe(perf_counter() - started)
         return outcome
+
+    def run(self, raws: Sequence[Any], start: int, deadline: float) -> tuple[int, BaseException | None]:
+        """A sync stage's records from ``start`` on, in turn, until one fails, a call ends past ``deadline`` (a
+        perf_counter() time: the poll budget is spent) or a stop is asked for: ``(i, failure)``. ``raws[start:i]``
+        succeeded; ``raws[i]`` failed with ``failure``, or, with None and ``i < len(raws)``, is left unhandled (called
+        or not, nothing is to be done with it: the rest of the batch is left for the partitions' owner)."""
+        spec, buckets = self.spec, self._buckets
+        if buckets is None or not self._plain or spec.local_retries or self._attempt_of is not None:
+            return self._run_each(raws, start, deadline)
+        # The main path's loop: one Message, two clock reads and a bucket count a record; everything else once.
+        func, topic, attempt, stopping = spec.func, spec.topic, self.attempt, self._stopping
+        counts, bounds = buckets.counts, buckets.bounds
+        spent = 0.0
+        n = len(raws)
+        now = perf_counter()
+        if now > deadline:
+            return start, None
+        look = now + STOP_CHECK
+        try:
+            for i in range(start, n):
+                msg = Message(raws[i], attempt, topic)
+                started = perf_counter()
+                try:
+                    result = func(msg)
+                except BaseException as exc:
+                    outcome: BaseException | None = exc
+                else:
+                    outcome = None
+                    if result is not None and inspect.isawaitable(result):
+                        outcome = self._event_loop().run_until_complete(_settled(result))
+                ended = perf_counter()
+                took = ended - started
+                counts[bisect_left(bounds, took)] += 1
+                spent += took
+                if ended > deadline:
+                    return i, None
+                if outcome is not None:
+                    return i, outcome
+                if ended > look:
+                    if stopping.is_set():
+                        return i + 1, None
+                    look = ended + STOP_CHECK
+            return n, None
+        finally:
+            buckets.sum += spent
+
+    def _run_each(self, raws: Sequence[Any], start: int, deadline: float) -> tuple[int, BaseException | None]:
+        """run(), a record at a time through call(): deserializers, local retries, a shared tier's attempts."""
+        for i in range(start, len(raws)):
+            if perf_counter() > deadline or self._stopping.is_set():
+                return i, None
+            outcome = self.call(raws[i])
+            if perf_counter() > deadline:
+                return i, None
+            if outcome is not None:
+                return i, outcome
+        return len(raws), None
 
     async def _call_async(self, raw: Any, gate: asyncio.Semaphore) -> BaseException | None:
         try:

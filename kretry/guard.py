@@ -61,11 +61,11 @@ class Flood:
         self.tripped: str | None = None  # why, once tripped
         self.generation = 0  # moves on every reset, so each stage notices one
 
-    def handled(self, now: float) -> None:
-        """A record's handler succeeded."""
+    def handled(self, now: float, records: int = 1) -> None:
+        """``records`` records' handlers succeeded (a batch's, told at once)."""
         with self._lock:
             self._consecutive = 0
-            self._add(now, dead=False)
+            self._add(now, dead=False, records=records)
 
     def may_dead_letter(self, now: float) -> bool:
         """Count a dead letter; False (and tripped) when it is one too many, and it must be held instead."""
@@ -84,7 +84,7 @@ class Flood:
             self.tripped = None
             self.generation += 1
 
-    def _add(self, now: float, *, dead: bool) -> None:
+    def _add(self, now: float, *, dead: bool, records: int = 1) -> None:
         second = int(now)
         if not self._buckets or self._buckets[-1][0] != second:
             self._buckets.append([second, 0, 0])
@@ -93,9 +93,9 @@ class Flood:
                 self._total -= total
                 self._dead -= dead_then
         bucket = self._buckets[-1]
-        bucket[1] += 1
+        bucket[1] += records
         bucket[2] += dead
-        self._total += 1
+        self._total += records
         self._dead += dead
 
     def _verdict(self) -> str | None:

@@ -79,6 +79,9 @@ def _text(ours: dict[str, bytes], name: str) -> str | None:
 
 
 def _int(ours: dict[str, bytes], name: str) -> int | None:
+    raw = ours.get(name)
+    if raw is not None and raw.isdigit():  # ASCII digits, as kretry writes them: what the slow way reads too
+        return int(raw)
     text = _text(ours, name)
     if text is None:
         return None
@@ -162,6 +165,26 @@ def origin_of(state: State, fallback: Origin) -> Origin:
         offset=state.origin_offset if state.origin_offset is not None else fallback.offset,
         timestamp=state.origin_timestamp if state.origin_timestamp is not None else fallback.timestamp,
     )
+
+
+def origin_from(ours: dict[str, bytes], here: Origin) -> Origin:
+    """``origin_of(read(ours), here)``, reading the four origin headers only: what every forward of a retry stage
+    needs."""
+    topic = _text(ours, ORIGIN_TOPIC) or None
+    partition = _int(ours, ORIGIN_PARTITION)
+    offset = _int(ours, ORIGIN_OFFSET)
+    timestamp = _int(ours, ORIGIN_TIMESTAMP)
+    return Origin(
+        topic=here.topic if topic is None else topic,
+        partition=here.partition if partition is None else partition,
+        offset=here.offset if offset is None else offset,
+        timestamp=here.timestamp if timestamp is None else timestamp,
+    )
+
+
+def int_of(ours: dict[str, bytes], name: str) -> int | None:
+    """One of kretry's whole-number headers (see :func:`split`), None when absent or unreadable."""
+    return _int(ours, name)
 
 
 def _shown(render: Callable[[object], str], obj: object) -> str | None:

@@ -1,4 +1,5 @@
-"""Where a failed record goes: pure functions from a refused forward to the record to send instead.
+"""Where a failed record goes: pure functions from a refused forward to the record to send instead; and letting go
+of a handled failure's stack.
 
 A record its target topic refuses for good goes to the DLQ instead; one the DLQ refuses goes there as a *stub*:
 kretry's headers, with ``kretry-stub`` naming what was left out: first the value and the producer's headers, then
@@ -50,3 +51,19 @@ def with_error(headers: hdr.Headers, note: str) -> hdr.Headers:
             value = hdr.truncate(f"{text}; {note}" if text else note, hdr.ERROR_MAX_BYTES).encode("utf-8")
         out.append((name, value))
     return out
+
+
+def release(exc: BaseException) -> None:
+    """Drop the tracebacks of a failure kretry is done with, and of its causes.
+
+    A traceback's frames link to their callers' frames (``f_back``), and a caller such as the dispatcher still holds
+    the exception in a local when it returns: a reference cycle for every failed record, which only the garbage
+    collector frees, walking every object in flight each time. Measured on the 3-hop retry path: most of a stage's
+    time. Without the tracebacks, reference counting frees it all at once.
+    """
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 16:  # a cycle of causes ends here too
+        current.__traceback__ = None
+        seen += 1
+        current = current.__cause__ or current.__context__

@@ -20,14 +20,29 @@ class Logbook:
         self._dead = Tally(LOG_EVERY)
         self._refused: dict[tuple[str, str], tuple[float, int]] = {}  # (topic, error) -> (when logged, since)
 
-    def retried(self, msg: Any, to: str, due_ms: int | None, where: dict[str, Any]) -> None:
-        if self._retried.add(time.monotonic(), where):
+    def retried(self, msg: Any, to: str, due_ms: int | None, attempt: int, error: str) -> None:
+        """``attempt`` as the forwarded record's kretry-attempt says it: the attempts made so far."""
+        tally, now = self._retried, time.monotonic()
+        if not tally.wants(now):
+            tally.skip()
+            return
+        where = where_of(msg, attempt, error)
+        if tally.add(now, where):
             self._log.info("record retried", to=to, due=iso(due_ms), key=key_of(msg), **where)
 
-    def dead_lettered(self, delivered: Any, origin: str, key: str | None, where: dict[str, Any]) -> None:
+    def dead_lettered(self, delivered: Any, msg: Any, origin: Any, attempt: int, error: str) -> None:
         """Once the DLQ acknowledged it, so that the line names the position ``dlq replay --offset`` takes."""
-        event = {**where, "key": key, "origin": origin, "dlq": f"{delivered.partition()}:{delivered.offset()}"}
-        if self._dead.add(time.monotonic(), event):
+        tally, now = self._dead, time.monotonic()
+        if not tally.wants(now):
+            tally.skip()
+            return
+        event = {
+            **where_of(msg, attempt, error),
+            "key": key_of(msg),
+            "origin": f"{origin.topic}[{origin.partition}]@{origin.offset}",
+            "dlq": f"{delivered.partition()}:{delivered.offset()}",
+        }
+        if tally.add(now, event):
             self._log.warning("record dead-lettered", to=delivered.topic(), **event)
 
     def summarise(self, now: float) -> None:
@@ -57,6 +72,11 @@ class Logbook:
             retriable=err.retriable(),
             since_last_line=since + 1,
         )
+
+
+def where_of(msg: Any, attempt: int, error: str) -> dict[str, Any]:
+    """What a log line about a failed record says of it."""
+    return {"partition": msg.partition(), "offset": msg.offset(), "attempt": attempt, "error": error}
 
 
 def key_of(msg: Any) -> str | None:

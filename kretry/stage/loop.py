@@ -14,6 +14,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from time import perf_counter
 from typing import Any
 
 import structlog
@@ -27,11 +28,12 @@ from kretry.forward import Forwarder, Outgoing
 from kretry.guard import Flood
 from kretry.metrics import Metrics
 from kretry.offsets import PartitionOffsets
-from kretry.policy import Action, decide
+from kretry.policy import Action
 from kretry.retrier import StageSpec
 from kretry.stage import txn
-from kretry.stage.failure import instead
-from kretry.stage.logbook import Logbook, key_of
+from kretry.stage.failure import instead, release
+from kretry.stage.logbook import Logbook, where_of
+from kretry.stage.verdicts import Verdicts
 from kretry.stage.window import FOREVER, Window, due_ms, is_due, record_cost
 from kretry.stage.window import MAX_BYTES as MAX_WINDOW_BYTES
 from kretry.topology import stage_attempt
@@ -47,6 +49,25 @@ MAX_POLL_INTERVAL_MS = 300_000  # librdkafka's default max.poll.interval.ms
 # The target topic or partition does not exist (deleted while we run, or narrower than planned): the forward is
 # held and sent again, never dropped, and /readyz says why.
 MISSING = frozenset({KafkaError._UNKNOWN_TOPIC, KafkaError._UNKNOWN_PARTITION, KafkaError.UNKNOWN_TOPIC_OR_PART})
+
+
+class Acked:
+    """What a forward's acknowledgement settles: its record's offset, and the log line of a dead letter (the DLQ's
+    position is known only then). One small object per forward in flight, for the garbage collector's sake."""
+
+    __slots__ = ("attempt", "error", "msg", "offset", "origin", "stage", "tracker")
+
+    def __init__(
+        self, stage: Stage, tracker: PartitionOffsets, offset: int, msg: Any, origin: Any, attempt: int, error: str
+    ) -> None:
+        self.stage, self.tracker, self.offset = stage, tracker, offset
+        self.msg, self.origin, self.attempt, self.error = msg, origin, attempt, error
+
+    def __call__(self, delivered: Any) -> None:
+        self.tracker.finish(self.offset)
+        stage = self.stage
+        if delivered.topic() == stage._dlq:
+            stage._logbook.dead_lettered(delivered, self.msg, self.origin, self.attempt, self.error)
 
 
 class StageStopped(Exception):
@@ -82,6 +103,9 @@ class Stage:
         self.label = stage_label(spec.number)
         self.base = spec.handler.topic
         self._policy = spec.handler.policy
+        self._verdicts = Verdicts(self._policy)
+        self._error_classes: dict[type[BaseException], str] = {}  # exception class -> its kretry-error-class
+        self._shared = spec.shared  # a tier of equal delays: each record's attempt is read from it
         self._dlq = dlq_topic
         self._group = group_id
         self._stopping = stopping
@@ -108,11 +132,11 @@ class Stage:
         # batch is theirs to handle, not ours.
         self._poll_budget = float(consumer_conf.get("max.poll.interval.ms", MAX_POLL_INTERVAL_MS)) / 1000.0
         self.recreated = threading.Event()  # set by the worker once it created this stage's topic again
-        self._polled_at = time.monotonic()
+        self._polled_at = perf_counter()  # when the last batch was fetched: the poll budget counts from it
         # Indexed by attempt: where a failure goes next, this stage's own topic again within a shared tier.
         self._topics = spec.handler.attempt_topics
         attempt_of = self._record_attempt if spec.shared else None
-        self._dispatch = Dispatcher(spec.handler, spec.attempt, stopping, stats.handler.observe, attempt_of)
+        self._dispatch = Dispatcher(spec.handler, spec.attempt, stopping, stats.handler, attempt_of)
         self._batched = spec.handler.is_async
         self._m_errors = metrics.kafka_errors
         self._m_lag = metrics.lag.labels(*labels)
@@ -179,6 +203,9 @@ class Stage:
 
     def _handle(self, consumer: Consumer, forwarder: Forwarder) -> None:
         batch = self._fetch(consumer)
+        if not self.spec.attempt and not self._batched:
+            self._run(consumer, forwarder, batch)
+            return
         held = self._window.due(self._clock()) if self.spec.attempt else []
         ready = self._take(consumer, forwarder, held + batch if held else batch, len(held))
         self.stats.windowed = self._window.records
@@ -189,6 +216,48 @@ class Stage:
             else:
                 for msg, outcome in zip(ready, outcomes, strict=True):
                     self._settle(forwarder, msg, outcome)
+
+    def _run(self, consumer: Consumer, forwarder: Forwarder, batch: list[Any]) -> None:
+        """A main stage's batch for a sync handler: the records in turn, their successes settled together (the highest
+        offset of each partition once), each failure as it comes, for what is done with it decides whether the records
+        behind it are handled now (a tripped DLQ flood guard makes its partition wait; on_exhausted="stop" stops)."""
+        ready = [msg for msg in batch if msg.error() is None]
+        if len(ready) < len(batch):
+            for msg in batch:
+                if msg.error() is not None:
+                    self._on_consume_error(msg.error(), msg)
+        if self._waiting:  # fetched before their partition's pause: it resumes at the waiting record
+            ready = [msg for msg in ready if msg.partition() not in self._waiting]
+        deadline = self._polled_at + self._poll_budget
+        start = 0
+        while start < len(ready) and self.fatal is None and not self._stopping.is_set():
+            end, failure = self._dispatch.run(ready, start, deadline)
+            if end > start:
+                self._succeeded(ready, start, end)
+            if end == len(ready):
+                return
+            if failure is None:  # the poll budget is spent, or a stop was asked for
+                if not self._stopping.is_set():
+                    # The handler outlasted max.poll.interval.ms: the partition may be another member's by now,
+                    # which handles this record again; forwarding it too would be a second copy.
+                    self._abandon(consumer, ready[end:])
+                return
+            self._settle(forwarder, ready[end], failure)
+            start = end + 1
+            if self._waiting:
+                ready = ready[:start] + [msg for msg in ready[start:] if msg.partition() not in self._waiting]
+
+    def _succeeded(self, ready: list[Any], start: int, end: int) -> None:
+        """``ready[start:end]`` succeeded: each partition's offsets told once, with its highest."""
+        highest: dict[int, int] = {}
+        for i in range(start, end):
+            msg = ready[i]
+            highest[msg.partition()] = msg.offset()
+        for partition, offset in highest.items():
+            self._tracker(partition).done_through(offset)
+        self.stats.success += end - start
+        if self._flood is not None:
+            self._flood.handled(time.monotonic(), end - start)
 
     def _take(self, consumer: Consumer, forwarder: Forwarder, batch: list[Any], held: int = 0) -> list[Any]:
         """Handle the batch's due records now (sync handlers) or return them (async handlers); its first ``held``
@@ -229,7 +298,7 @@ class Stage:
     def _fetch(self, consumer: Consumer) -> list[Any]:
         # consume(n, timeout) waits for n records or the timeout, whichever comes last: take what is there,
         # and only when nothing is, wait for the first record and then take what came with it.
-        self._polled_at = time.monotonic()
+        self._polled_at = perf_counter()
         batch: list[Any] = consumer.consume(BATCH, 0)
         if not batch:
             batch = consumer.consume(1, self._poll_timeout())
@@ -289,6 +358,7 @@ class Stage:
                 self._flood.handled(time.monotonic())
         else:
             self._failed(forwarder, tracker, msg, outcome)
+            release(outcome)
 
     def _foreign(self, msg: Any, group: str) -> None:
         """Another service that reads the same main topic shares its retry topics: its records are its own."""
@@ -317,7 +387,7 @@ class Stage:
         self._log.warning("topic created again: reading it from its start", partitions=partitions)
 
     def _overdue(self) -> bool:
-        return time.monotonic() - self._polled_at > self._poll_budget
+        return perf_counter() - self._polled_at > self._poll_budget
 
     def _guarded(self, consumer: Consumer) -> bool:
         """True while the DLQ flood guard keeps this main stage from taking records; notices the guard's resets."""
@@ -336,7 +406,7 @@ class Stage:
             consumer.pause([TopicPartition(self.spec.topic, p) for p in self.assigned])
         # Polling on keeps the group membership; whatever was fetched before the pause is fetched again once the
         # guard is reset.
-        self._polled_at = time.monotonic()
+        self._polled_at = perf_counter()
         self._rewind(consumer, consumer.consume(BATCH, IDLE_POLL))
         return True
 
@@ -433,33 +503,41 @@ class Stage:
     # -- failures -------------------------------------------------------------------------------------------
 
     def _failed(self, forwarder: Forwarder, tracker: PartitionOffsets, msg: Any, exc: BaseException) -> None:
+        # Every failed record comes here: only what its forward needs is read of its headers, the decision is the
+        # one remembered for its exception's class where nothing else decides it, and log lines describe it only
+        # when they will say something of it (logbook).
         user, ours = hdr.split(msg.headers())
-        state = hdr.read(ours)
-        here = hdr.Origin(self.base, msg.partition(), msg.offset(), msg.timestamp()[1])
-        origin = hdr.origin_of(state, here) if self.spec.attempt else here
+        partition, offset = msg.partition(), msg.offset()
+        here = hdr.Origin(self.base, partition, offset, msg.timestamp()[1])
+        origin = hdr.origin_from(ours, here) if self.spec.attempt else here
         now = self._clock()
-        attempt = stage_attempt(self.spec.attempt, self.spec.last_attempt, state.attempt)
-        decision = decide(self._policy, attempt, exc, age=now - origin.timestamp / 1000.0)
+        attempt = self.spec.attempt
+        if self._shared:
+            attempt = stage_attempt(attempt, self.spec.last_attempt, hdr.int_of(ours, hdr.ATTEMPT))
+        age = now - origin.timestamp / 1000.0 if self._policy.max_age is not None else None
+        decision = self._verdicts.decide(attempt, exc, age)
         error = hdr.describe_error(exc)
-        offset = msg.offset()
-        # "attempt" as the forwarded record's kretry-attempt says it: the attempts made so far.
-        where = {"partition": msg.partition(), "offset": offset, "attempt": attempt + 1, "error": error}
-        if decision.action is Action.DROP:
-            self._log.warning("record dropped", reason=decision.reason, **where)
+        action = decision.action
+        if action is Action.DROP:
+            self._log.warning("record dropped", reason=decision.reason, **where_of(msg, attempt + 1, error))
             tracker.done_now(offset)
             self.stats.dropped += 1
             return
-        if decision.action is Action.STOP:
-            self._log.error("retries exhausted and on_exhausted='stop': stopping, offset left uncommitted", **where)
+        if action is Action.STOP:
+            self._log.error(
+                "retries exhausted and on_exhausted='stop': stopping, offset left uncommitted",
+                **where_of(msg, attempt + 1, error),
+            )
             tracker.begin(offset)  # never finished: nothing at or past it is stored
-            self.fatal = StageStopped(f"{self.spec.topic}[{msg.partition()}]@{offset}: {error}")
+            self.fatal = StageStopped(f"{self.spec.topic}[{partition}]@{offset}: {error}")
             return
         trace = None
-        if decision.action is Action.RETRY:
+        if action is Action.RETRY:
             target = self._topics[decision.tier]
             due_at: int | None = due_ms(now, decision.delay)
             self.stats.retried += 1
-            self._logbook.retried(msg, target, due_at, where)
+            # "attempt" as the forwarded record's kretry-attempt says it: the attempts made so far.
+            self._logbook.retried(msg, target, due_at, attempt + 1, error)
         elif self._flood is not None and not self._flood.may_dead_letter(time.monotonic()):
             self._hold(msg)
             return
@@ -470,13 +548,21 @@ class Stage:
                 error = hdr.truncate(f"{error} [{decision.reason}]", hdr.ERROR_MAX_BYTES)
             self.stats.dead_lettered += 1
             trace = hdr.error_trace(exc)  # formatting a traceback is dear: on the way to the DLQ only
-        # A kretry-replays count set by another service's replay is not ours to carry into our DLQ.
-        replays = state.replays if state.group in (None, self._group) else None
+        replays = None
+        if hdr.REPLAYS in ours:
+            # A kretry-replays count set by another service's replay is not ours to carry into our DLQ.
+            group = ours.get(hdr.GROUP)
+            if group is None or hdr.read({hdr.GROUP: group}).group in (None, self._group):
+                replays = hdr.int_of(ours, hdr.REPLAYS)
+        kind = type(exc)
+        error_class = self._error_classes.get(kind)
+        if error_class is None:
+            error_class = self._error_classes[kind] = hdr.error_class(exc)
         out = Outgoing(
-            topic=target,
-            key=msg.key(),
-            value=msg.value(),
-            headers=hdr.build(
+            target,
+            msg.key(),
+            msg.value(),
+            hdr.build(
                 user,
                 origin=origin,
                 attempt=attempt + 1,
@@ -484,20 +570,13 @@ class Stage:
                 group=self._group,
                 due_at=due_at,
                 replays=replays,
-                error_class=hdr.error_class(exc),
+                error_class=error_class,
                 trace=trace,
             ),
-            partition=msg.partition(),
+            partition,
         )
         tracker.begin(offset)
-        origin_at = f"{origin.topic}[{origin.partition}]@{origin.offset}"
-
-        def done(delivered: Any) -> None:
-            tracker.finish(offset)
-            if delivered.topic() == self._dlq:
-                self._logbook.dead_lettered(delivered, origin_at, key_of(msg), where)
-
-        forwarder.send(out, done)
+        forwarder.send(out, Acked(self, tracker, offset, msg, origin, attempt + 1, error))
 
     def _record_attempt(self, msg: Any) -> int:
         """The attempt a record of this shared tier is at, as its kretry-attempt says."""

@@ -31,6 +31,15 @@ class Tally:
             self._samples.append(event)
         return False
 
+    def wants(self, now: float) -> bool:
+        """Whether the next event is to be logged in full or kept as a sample: only then is it worth describing (a
+        failure storm describes a dozen records a window, not every one); otherwise ``skip()`` counts it."""
+        return (not self._held and now - self._opened >= self._every) or len(self._samples) < SAMPLES
+
+    def skip(self) -> None:
+        """An event held for the window's summary without a sample of it (``wants()`` said so)."""
+        self._held += 1
+
     def closed(self, now: float) -> tuple[int, list[dict[str, Any]]] | None:
         """Once the window is over: how many events were held back, and the first of them."""
         if not self._held or now - self._opened < self._every:

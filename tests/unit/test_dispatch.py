@@ -13,6 +13,7 @@ import pytest
 import kretry
 from kretry.dispatch import Dispatcher, lanes
 from kretry.errors import NonRetryable
+from kretry.metrics import HANDLER_BUCKETS, Buckets
 from kretry.retrier import Retrier
 from kretry.serde import DeserializationError
 from kretry.testing import Record
@@ -285,3 +286,47 @@ def test_headers_are_the_producers_and_never_none() -> None:
 def test_ordering_and_key_deserializer_are_checked_at_registration(option: dict[str, Any], message: str) -> None:
     with pytest.raises(kretry.ConfigError, match=message):
         Retrier("svc").handler("orders", **option)
+
+
+def test_run_handles_records_in_turn_until_the_first_failure() -> None:
+    seen: list[bytes | None] = []
+
+    def handler(msg: kretry.Message) -> None:
+        seen.append(msg.value)
+        if msg.value == b"bad":
+            raise ValueError("bad")
+
+    r = Retrier("svc")
+    r.handler("orders")(handler)
+    buckets = Buckets(HANDLER_BUCKETS)
+    d = Dispatcher(r.handlers["orders"], 0, threading.Event(), buckets)
+    raws = [Raw(b"a"), Raw(b"b"), Raw(b"bad"), Raw(b"c")]
+    end, failure = d.run(raws, 0, float("inf"))
+    assert (end, type(failure), seen) == (2, ValueError, [b"a", b"b", b"bad"])
+    assert d.run(raws, 3, float("inf")) == (4, None)
+    assert sum(buckets.counts) == 4  # every call counted in the handler histogram, the failed one too
+
+
+def test_run_leaves_the_record_whose_call_ended_past_the_deadline_and_the_rest() -> None:
+    seen: list[bytes | None] = []
+    d, _, _ = dispatcher(lambda msg: seen.append(msg.value))
+    raws = [Raw(b"a"), Raw(b"b")]
+    assert d.run(raws, 0, float("-inf")) == (0, None)  # the budget was spent before the first call
+    assert seen == []
+
+
+def test_run_takes_the_slow_path_for_local_retries_and_stops_when_asked() -> None:
+    calls: list[bytes | None] = []
+
+    def flaky(msg: kretry.Message) -> None:
+        calls.append(msg.value)
+        if len(calls) == 1:
+            raise ConnectionError("blip")
+
+    d, observed, stop = dispatcher(flaky, local_retries=1, local_backoff="1ms")
+    assert d.run([Raw(b"a"), Raw(b"b")], 0, float("inf")) == (2, None)
+    assert calls == [b"a", b"a", b"b"]
+    assert len(observed) == 2
+    stop.set()
+    assert d.run([Raw(b"c")], 0, float("inf")) == (0, None)  # a stop asked for: nothing more is handled
+    assert calls == [b"a", b"a", b"b"]

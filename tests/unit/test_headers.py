@@ -83,6 +83,21 @@ def test_origin_of_falls_back_field_by_field() -> None:
 
 
 @pytest.mark.parametrize(
+    "ours",
+    [
+        {},
+        {hdr.ORIGIN_TOPIC: b"payments", hdr.ORIGIN_OFFSET: b"0"},
+        {hdr.ORIGIN_TOPIC: b"a", hdr.ORIGIN_PARTITION: b"1", hdr.ORIGIN_OFFSET: b"2", hdr.ORIGIN_TIMESTAMP: b"3"},
+        {hdr.ORIGIN_TOPIC: b"\xc3", hdr.ORIGIN_PARTITION: b" 7 ", hdr.ORIGIN_OFFSET: b"-1"},
+        {hdr.ORIGIN_TIMESTAMP: b"007"},
+        {hdr.ORIGIN_TOPIC: b"", hdr.ORIGIN_PARTITION: "\u0663".encode(), hdr.ORIGIN_OFFSET: b"1_0"},
+    ],
+)
+def test_origin_from_reads_the_origin_as_read_and_origin_of_do(ours: dict[str, bytes]) -> None:
+    assert hdr.origin_from(ours, ORIGIN) == hdr.origin_of(hdr.read(ours), ORIGIN)
+
+
+@pytest.mark.parametrize(
     ("exc", "text"),
     [(ValueError("bad id"), "ValueError: bad id"), (KeyError("k"), "KeyError: 'k'"), (TimeoutError(), "TimeoutError")],
 )

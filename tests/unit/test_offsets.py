@@ -74,3 +74,42 @@ def test_a_held_record_keeps_its_place_until_its_outcome_comes() -> None:
     assert (p.next, p.holds(1), p.in_flight) == (1, False, 1)
     p.finish(1)
     assert (p.next, p.in_flight) == (4, 0)
+
+
+def test_a_batch_of_successes_is_told_once_with_its_highest_offset() -> None:
+    p = PartitionOffsets()
+    p.done_through(7)  # records up to 7, all handled
+    assert (p.next, p.dirty, p.taken) == (8, True, 7)
+    p.dirty = False  # stored
+    p.done_through(5)  # an older batch's highest: nothing moves back
+    assert (p.next, p.dirty) == (8, False)
+
+
+def test_a_batch_of_successes_never_passes_a_pending_record() -> None:
+    p = PartitionOffsets()
+    p.done_through(1)  # 0 and 1 succeeded
+    p.begin(2)  # 2 failed: its forward is not acknowledged yet
+    p.done_through(4)  # 3 and 4 succeeded
+    assert (p.next, p.taken, p.in_flight) == (2, 4, 1)
+    p.finish(2)
+    assert (p.next, p.in_flight) == (5, 0)
+
+
+def test_successes_between_pending_records_are_stored_once_those_finish_in_any_order() -> None:
+    p = PartitionOffsets()
+    p.begin(10)
+    p.begin(12)  # 11 succeeded, 13 too (told with the batch's highest, 13)
+    p.done_through(13)
+    p.finish(12)
+    assert (p.next, p.dirty, p.in_flight) == (None, False, 1)  # 10 is still in flight
+    p.finish(10)
+    assert (p.next, p.dirty, p.in_flight) == (14, True, 0)
+
+
+def test_a_held_record_keeps_the_batch_of_successes_behind_it_unstored() -> None:
+    p = PartitionOffsets()
+    p.hold(3)  # not due: in the window
+    p.done_through(6)  # 4..6 due and handled
+    assert p.next is None
+    p.done_now(3)  # due at last, handled
+    assert (p.next, p.in_flight) == (7, 0)

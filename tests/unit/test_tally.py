@@ -29,3 +29,17 @@ def test_an_event_right_after_a_summary_is_held_for_the_next_one() -> None:
     assert tally.closed(5.0) == (1, [{}])
     assert not tally.add(6.0, {"late": True})
     assert tally.closed(10.0) == (1, [{"late": True}])
+
+
+def test_events_past_the_samples_are_counted_without_being_described() -> None:
+    tally = Tally(5.0)
+    assert tally.wants(100.0)
+    assert tally.add(100.0, {"n": 0})
+    for i in range(1, 20):
+        if tally.wants(100.001):
+            assert not tally.add(100.001, {"n": i})
+        else:
+            tally.skip()
+    count, samples = tally.closed(105.0) or (0, [])
+    assert count == 19
+    assert [e["n"] for e in samples] == list(range(1, SAMPLES + 1))
