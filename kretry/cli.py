@@ -163,6 +163,9 @@ def _console_parser(sub: Any) -> None:
     )
     console.add_argument("--port", type=int, default=8081, help="port to listen on (default 8081)")
     console.add_argument("--read-only", action="store_true", help="show no action, and serve none")
+    console.add_argument(
+        "--gateway-prefix", metavar="PREFIX", help="also show the kretry gateway with this KRETRY_GATEWAY_PREFIX"
+    )
 
 
 OPS_EXIT_CODES = """exit codes:
@@ -355,7 +358,14 @@ def _console(args: argparse.Namespace) -> int:
 
     stopping = _stop_on_signals()
     try:
-        serve(load_app(args.app, args.app_dir), args.host, args.port, read_only=args.read_only, stopping=stopping)
+        serve(
+            load_app(args.app, args.app_dir),
+            args.host,
+            args.port,
+            read_only=args.read_only,
+            gateway_prefix=args.gateway_prefix,
+            stopping=stopping,
+        )
     except AppImportError as exc:
         return _fail(EXIT_IMPORT, "cannot load app", exc)
     except ConfigError as exc:

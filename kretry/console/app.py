@@ -4,6 +4,7 @@ GET  /                 the overview; GET /overview/rows is its table alone, whic
 GET  /dead             the dead set: newest first, a page at a time, filtered; the counts on top
 GET  /dead/{p:o}       one DLQ record
 POST /dead/replay      a dry run first (the confirmation page), then with confirm=yes the replay itself
+GET  /gateway          a kretry gateway's configurations, pending events and recent failures (--gateway-prefix)
 GET  /login, POST /login, POST /logout
 
 Every request is checked first: a rebound DNS name or a foreign Origin is refused (kretry.web.guard), a visitor
@@ -29,6 +30,7 @@ from starlette.templating import Jinja2Templates
 
 from kretry import dlq
 from kretry.console import query, show
+from kretry.console.gateway import SCAN, GatewayReader
 from kretry.console.overview import Overview
 from kretry.console.session import COOKIE, CSRF_FIELD, Keys, Session
 from kretry.console.tally import Tally
@@ -60,9 +62,17 @@ def templates() -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
-def create_app(retrier: Retrier, *, loopback: bool, read_only: bool = False, keys: Keys | None = None) -> Starlette:
-    """``loopback``: the server listens on a loopback address only; ``keys``: the session keys (a test's)."""
-    c = Console(retrier, loopback=loopback, read_only=read_only, keys=keys)
+def create_app(
+    retrier: Retrier,
+    *,
+    loopback: bool,
+    read_only: bool = False,
+    keys: Keys | None = None,
+    gateway_prefix: str | None = None,
+) -> Starlette:
+    """``loopback``: the server listens on a loopback address only; ``keys``: the session keys (a test's);
+    ``gateway_prefix``: the kretry gateway whose page to show."""
+    c = Console(retrier, loopback=loopback, read_only=read_only, keys=keys, gateway_prefix=gateway_prefix)
     return Starlette(
         routes=[
             Route("/", c.home, methods=["GET"]),
@@ -70,6 +80,7 @@ def create_app(retrier: Retrier, *, loopback: bool, read_only: bool = False, key
             Route("/dead", c.dead, methods=["GET"]),
             Route("/dead/replay", c.replay, methods=["POST"]),
             Route("/dead/{position}", c.record, methods=["GET"]),
+            Route("/gateway", c.gateway, methods=["GET"]),
             Route("/login", c.login_page, methods=["GET"]),
             Route("/login", c.login, methods=["POST"]),
             Route("/logout", c.logout, methods=["POST"]),
@@ -89,7 +100,9 @@ class Console:
     """The pages and actions of one console. A sync page runs in Starlette's thread pool, off the event loop: it
     waits on the broker."""
 
-    def __init__(self, retrier: Retrier, *, loopback: bool, read_only: bool, keys: Keys | None) -> None:
+    def __init__(
+        self, retrier: Retrier, *, loopback: bool, read_only: bool, keys: Keys | None, gateway_prefix: str | None
+    ) -> None:
         self.retrier = retrier
         self.settings = retrier.settings
         self.loopback = loopback
@@ -101,6 +114,7 @@ class Console:
         self.browser = dlq.Browser(self.settings) if self.settings.dlq_topic else None
         self.overview = Overview(retrier, self.browser.depth if self.browser is not None else None)
         self.tally = Tally(self.settings) if self.settings.dlq_topic else None
+        self.gateway_reader = GatewayReader(self.settings, gateway_prefix) if gateway_prefix else None
 
     def session(self, request: Request) -> Session:
         refusal = guard.foreign(self.loopback, request.headers)
@@ -123,6 +137,7 @@ class Console:
             "logged_in": self.keys.token is not None and current is not None and current.authenticated,
             "dlq_topic": self.settings.dlq_topic,
             "group": self.retrier.group_id,
+            "gateway": self.gateway_reader is not None,
             "iso": dlq.iso,
         }
         response = self.pages.TemplateResponse(request, name, {**base, **context}, status_code=status)
@@ -199,6 +214,13 @@ class Console:
             await run_in_threadpool(self.browser.forget)  # a first replay creates the ledger: pages see it at once
         name = "result.html" if act.confirmed else "confirm.html"
         return self.render(request, name, {**context, "report": report, "busy": None, "at": dlq.format_position})
+
+    def gateway(self, request: Request) -> Response:
+        self.session(request)
+        if self.gateway_reader is None:
+            raise Refused(404, "no gateway: start the console with --gateway-prefix PREFIX")
+        look = self.gateway_reader.look()
+        return self.render(request, "gateway.html", {"look": look, "scan": SCAN, "due_topic": look.prefix + ".due"})
 
     def login_page(self, request: Request) -> Response:
         self.session(request)

@@ -27,6 +27,7 @@ def serve(
     port: int = 8081,
     *,
     read_only: bool = False,
+    gateway_prefix: str | None = None,
     stopping: threading.Event,
     listening: threading.Event | None = None,
 ) -> None:
@@ -42,7 +43,10 @@ def serve(
     except KafkaException as exc:
         raise BrokerUnavailable(f"no answer from {settings.bootstrap_servers}: {exc}") from None
     server = AppServer(
-        lambda loopback: create_app(retrier, loopback=loopback, read_only=read_only), host, port, option="--port"
+        lambda loopback: create_app(retrier, loopback=loopback, read_only=read_only, gateway_prefix=gateway_prefix),
+        host,
+        port,
+        option="--port",
     )
     server.start()
     log.info("console listening", url=f"http://{host}:{server.port}/", read_only=read_only)

@@ -13,38 +13,21 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from tests.integration.kit import end_offsets, produce, unique, wait_until
 from tests.integration.test_http import free_port
 from tests.integration.test_process import APP, app_env, ledger
 from tests.integration.workers import ROOT, kretry_process, stop
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = ROOT / "docs" / "console"
 SCRIPT = "<script>window.pwned = 1</script><img src=x onerror='window.pwned = 2'>"
 
 NewTopic = Callable[..., str]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        reason = f"no browser at {CHROMIUM}: `make chromium` installs Debian's chromium"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true and {reason}", pytrace=False)
-        pytest.skip(reason)
-    with sync_playwright() as p:
-        # --no-sandbox: CI runs as root, where chromium's sandbox refuses to start.
-        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def status_of(url: str) -> int:
