@@ -49,8 +49,9 @@ NOTES = [
     "handled -> last), after the group is stable.",
     f"gateway: wrk, {gateway.CLIENTS} connections for {gateway.SECONDS} s, each post a new event; baseline "
     "bench/apps/bare_accept.py (produce, await the ack, 200), interleaved, best of "
-    f"{gateway.RUNS}; two instances: the same connections split over both; lateness: {gateway.LATENESS_EVENTS:,} "
-    f"events at {gateway.LATENESS_RATE}/s, 1 s delay, arrival minus (sent + 1 s), as a receiver sees it.",
+    f"{gateway.RUNS}; two instances against one: {gateway.SCALE_CLIENTS} connections, split over both; lateness: "
+    f"{gateway.LATENESS_EVENTS:,} events at {gateway.LATENESS_RATE}/s, 1 s delay, arrival minus (sent + 1 s), as a "
+    "receiver in a process of its own sees it.",
     f"console: the dead-set page over {console.RECORDS:,} DLQ records, real HTTP GETs of the whole page, "
     f"{console.ROUNDS} rounds of 6 kinds (newest, older, by error type, by a recent key, by a one-second time range, "
     "by a key too old for one page's read budget), once the console's background count has caught up.",

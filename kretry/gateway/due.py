@@ -67,10 +67,12 @@ class DueStage:
         self._deliverer: Deliverer | None = None
         self._loop_thread = threading.Thread(target=self._loop.run_forever, name="kretry-gateway-io", daemon=True)
         self._slots = threading.Semaphore(settings.gateway_concurrency)
+        self.assigned = threading.Event()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
             self._offsets[tp.partition] = PartitionOffsets()
+        self.assigned.set()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         gone = {tp.partition for tp in partitions}

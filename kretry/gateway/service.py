@@ -73,6 +73,7 @@ class Gateway:
         self.replies = Replies(settings, self.names.replies, width, self.instance)
         self.api = Api(settings, self.names, self.outbox, self.replies, self.view, self.metrics, self._sealer.seal)
         self.owner: Owner | None = None
+        self._assigned: dict[str, threading.Event] = {}
 
     def start(self, timeout: float = 15.0) -> None:
         """Create the topics, read the configurations, start every loop; raises BrokerUnavailable when the cluster
@@ -92,6 +93,7 @@ class Gateway:
         due = DueStage(
             self.settings, self.names, self.outbox, self.view, self.stopping, self.metrics.delivered, self.metrics.late
         )
+        self._assigned = {"requests": self.owner.assigned, "the wheel": wheel.assigned, "due": due.assigned}
         for name, target in (("owner", self.owner.run), ("wheel", wheel.run), ("due", due.run)):
             thread = threading.Thread(target=self._guarded(name, target), name=f"kretry-gateway-{name}", daemon=True)
             thread.start()
@@ -116,9 +118,12 @@ class Gateway:
         return f"stopped: {', '.join(dead)}" if dead and not self.stopping.is_set() else None
 
     def not_ready(self) -> str | None:
-        if self.owner is None or not self.owner.assigned.is_set():
-            return "waiting for request partitions"
-        return None
+        """Why the instance is not ready yet: every loop has its partitions only once its group is formed (a new
+        group waits out the broker's initial rebalance delay, 3 s by default)."""
+        if not self._assigned:
+            return "starting"
+        waiting = [name for name, event in self._assigned.items() if not event.is_set()]
+        return f"waiting for partitions of {', '.join(waiting)}" if waiting else None
 
     @property
     def failure(self) -> str | None:

@@ -45,6 +45,10 @@ class Wheel:
         self._consumer = Consumer(conf)
         self._held: dict[Key, deque[Any]] = {}
         self._paused: set[Key] = set()
+        self.assigned = threading.Event()
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned.set()
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         for tp in partitions:
@@ -52,7 +56,7 @@ class Wheel:
             self._paused.discard((tp.topic, tp.partition))
 
     def run(self) -> None:
-        self._consumer.subscribe(self._names.buckets, on_revoke=self._on_revoke)
+        self._consumer.subscribe(self._names.buckets, on_assign=self._on_assign, on_revoke=self._on_revoke)
         try:
             while not self._stopping.is_set():
                 for msg in take(self._consumer, 1000, self._timeout()):
