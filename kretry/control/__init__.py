@@ -25,8 +25,14 @@ How a command reaches the records it covers:
   (those covered come out at once) and resumes its paused partitions (fetched again from the record each waited
   for, which are asked again). Nothing else changes: the committed offset never passes a record not done, and the
   records of a partition are taken in their order.
+* What a stage has not read is asked when it is read: a partition paused behind a record the command does not cover
+  (its window full, or off with ``retry_window_records=0``) has the records behind that one asked once the window
+  has room again, or, with no window, once that record is due. An unfiltered command covers every head, so it
+  drains such a partition all the same.
 * Killing and flushing are at least once, as everything in kretry: a worker that dies between a killed record's DLQ
-  copy and its offset commit kills it again after the restart (a second DLQ copy), never loses it.
+  copy and its offset commit kills it again after the restart (a second DLQ copy), never loses it; so is a record
+  done while one before it in its partition still waits (the committed offset stays at that one), as for any
+  record a retry stage handles out of order.
 """
 
 from __future__ import annotations

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
+from kretry import Message, Retrier, control
 from kretry import headers as hdr
-from tests.integration.kit import committed, end_offsets, header, produce, read_to_end, wait_until
+from tests.integration.kit import committed, end_offsets, header, produce, read_to_end, unique, wait_until
 from tests.integration.test_process import APP, app_env, assigned_stages, ledger
 from tests.integration.test_topics_cli import kretry
-from tests.integration.workers import kretry_process, stop
+from tests.integration.workers import kretry_process, running, stop
 
 NewTopic = Callable[..., str]
 HOUR = 3600.0
@@ -111,3 +115,57 @@ def test_tier_commands_refuse_what_is_not_a_tier_of_the_app(
     code, _, err = kretry(env, "tier", "kill", f"{topic}_retry_1", APP)
     assert code == 6, err
     assert "control topic" in err
+
+
+def test_paused_partitions_obey_in_key_order(
+    bootstrap: str, new_topic: NewTopic, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the due-time window off, each partition waits paused at its first record: a command resumes it, and
+    the records of a key are killed or handled in their order. (Without a window nothing behind a partition's
+    first uncovered record is read before that one is due: k0's records come first, so the kill reaches them.)"""
+    monkeypatch.setenv("KRETRY_RETRY_WINDOW_RECORDS", "0")
+    topic = new_topic("paused", partitions=2)
+    tier = f"{topic}_retry_1"
+    retrier = Retrier(group_id=unique("svc"), bootstrap_servers=bootstrap, dlq_topic=unique("dlq"))
+    seen: list[tuple[str, int]] = []  # (key, sequence) as the tier handled them
+    lock = threading.Lock()
+
+    @retrier.handler(topic, delays=["1h"])
+    def handle(msg: Message) -> None:
+        if msg.attempt == 0:
+            raise RuntimeError("downstream down")
+        with lock:
+            seen.append(((msg.key or b"").decode(), int(msg.value or b"0")))
+
+    keys = [f"k{i}" for i in range(6)]
+    records = [(b"k0", str(seq).encode(), None) for seq in range(3)]
+    records += [(k.encode(), str(seq).encode(), None) for seq in range(3) for k in keys[1:]]
+    with running(retrier) as worker:
+        stage = next(s for s in worker.stages if s.spec.topic == tier)
+        produce(bootstrap, topic, records)
+        wait_until(lambda: sum(end_offsets(bootstrap, tier, 2)) == 18, timeout=60, what="all waiting in the tier")
+        wait_until(lambda: stage.stats.paused == 2, timeout=30, what="both partitions paused")
+
+        control.send(retrier.settings, control.KILL, tier, error="no such error")  # covers nothing
+        control.send(retrier.settings, control.KILL, tier, key="k0", reason="cancelled")
+        dlq = str(retrier.dlq_topic)
+        wait_until(lambda: len(read_to_end(bootstrap, dlq)) >= 3, timeout=WITHIN, what="k0 in the DLQ")
+        dead = read_to_end(bootstrap, dlq)
+        assert [(m.key(), m.value()) for m in dead] == [(b"k0", b"0"), (b"k0", b"1"), (b"k0", b"2")]
+        assert seen == []
+        wait_until(lambda: stage.stats.paused == 2, timeout=30, what="both partitions paused again")
+
+        started = time.monotonic()
+        control.send(retrier.settings, control.FLUSH, tier)
+        wait_until(lambda: len(seen) >= 15, timeout=WITHIN, what="the rest handled")
+        assert time.monotonic() - started < WITHIN
+        group = f"{retrier.group_id}.{tier}"
+        wait_until(
+            lambda: committed(bootstrap, group, tier, 2) == end_offsets(bootstrap, tier, 2),
+            timeout=30,
+            what="the tier committed to its end",
+        )
+    assert Counter(seen) == Counter((k, seq) for k in keys[1:] for seq in range(3))  # each once, k0 never
+    for k in keys[1:]:
+        assert [seq for key, seq in seen if key == k] == [0, 1, 2]
+    assert len(read_to_end(bootstrap, dlq)) == 3
