@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 KAFKA := python3 tools/kafka_local.py
 SQS := python3 tools/sqs_local.py
 
-.PHONY: install dist kcat kafka kafka-stop sqs sqs-stop lint format test test-unit test-integration demo bench chaos clean
+.PHONY: install dist kcat chromium kafka kafka-stop sqs sqs-stop lint format test test-unit test-integration demo bench chaos clean
 
 install: $(VENV)/.installed
 
@@ -49,13 +49,20 @@ kcat:
 		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
 		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq kcat >/dev/null; }
 
-test: install kcat
+# chromium is the real browser the console's tests drive (Playwright, launched from /usr/bin/chromium): Debian's
+# package, since `playwright install` downloads a browser build.
+chromium:
+	@test -x /usr/bin/chromium || { \
+		sudo=""; [ "$$(id -u)" -eq 0 ] || sudo="sudo"; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; }
+
+test: install kcat chromium
 	$(VENV)/bin/pytest tests
 
 test-unit: install
 	$(VENV)/bin/pytest tests/unit
 
-test-integration: install kcat
+test-integration: install kcat chromium
 	$(VENV)/bin/pytest tests/integration
 
 demo: install kafka

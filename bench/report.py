@@ -28,6 +28,13 @@ ROWS: list[tuple[str, str, str, str, Any]] = [
     ("key_order_ratio", "7. Async handler: ordering key / none throughput", "x", ">= 0.9", lambda v: v >= 0.9),
     ("key_order_partition_ratio", "7. Async handler: ordering partition / none throughput", "x", "", None),
     ("scale_out_ratio", "8. Scale-out: 2 processes / 1, 1 ms I/O handler", "x", ">= 1.7", lambda v: v >= 1.7),
+    (
+        "console_deadset_p95_ms",
+        "9. Console: dead-set page p95, 1,000,000 dead records",
+        "ms",
+        "< 500",
+        lambda v: v < 500,
+    ),
 ]
 
 

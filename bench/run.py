@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from bench import backlog, delay, gateway, hol, key_order, main_path, report, retry_path, scale_out, startup
+from bench import backlog, console, delay, gateway, hol, key_order, main_path, report, retry_path, scale_out, startup
 from bench.common import quiet_kretry_logs
 
 BENCHES: list[tuple[str, Callable[[], dict[str, Any]]]] = [
@@ -26,6 +26,7 @@ BENCHES: list[tuple[str, Callable[[], dict[str, Any]]]] = [
     ("key_order", lambda: key_order.run()),
     ("scale_out", lambda: scale_out.run()),
     ("gateway", lambda: gateway.run()),
+    ("console", lambda: console.run()),
 ]
 
 NOTES = [
@@ -50,6 +51,9 @@ NOTES = [
     "bench/apps/bare_accept.py (produce, await the ack, 200), interleaved, best of "
     f"{gateway.RUNS}; two instances: the same connections split over both; lateness: {gateway.LATENESS_EVENTS:,} "
     f"events at {gateway.LATENESS_RATE}/s, 1 s delay, arrival minus (sent + 1 s), as a receiver sees it.",
+    f"console: the dead-set page over {console.RECORDS:,} DLQ records, real HTTP GETs of the whole page, "
+    f"{console.ROUNDS} rounds of 6 kinds (newest, older, by error type, by a recent key, by a one-second time range, "
+    "by a key too old for one page's read budget), once the console's background count has caught up.",
     "in-process workers log as `kretry run` does (JSON, INFO), rendered into /dev/null.",
 ]
 

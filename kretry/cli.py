@@ -75,21 +75,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kretry", description="Non-blocking Kafka retries.")
     parser.add_argument("--version", action="version", version=f"kretry {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser(
-        "run",
-        help="run a Retrier's main and retry consumers until SIGINT/SIGTERM",
-        epilog=EXIT_CODES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    run.add_argument("app", metavar="MODULE:ATTR", help="where the Retrier is, e.g. app:retrier")
-    run.add_argument("--app-dir", default=".", help="put this directory first on sys.path (default: .)")
+    run = _long_running(sub, "run", "run a Retrier's main and retry consumers until SIGINT/SIGTERM", EXIT_CODES)
     run.add_argument("--no-create-topics", action="store_true", help="fail instead of creating retry topics/DLQ")
     run.add_argument(
         "--connect-timeout", type=float, default=15.0, help="seconds to wait for the cluster at start-up (default 15)"
     )
-    run.add_argument("--log-level", default="INFO", help=f"{LOG_LEVEL_HELP} (default INFO)")
-    run.add_argument("--log-all", action="store_true", help=LOG_ALL_HELP)
-    run.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
     run.add_argument(
         "--http-port",
         type=int,
@@ -109,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(run_parser=run)  # --processes N hands each child the options this parser was given
     _ops_parsers(sub)
     _gateway_parser(sub)
+    _console_parser(sub)
     return parser
 
 
@@ -136,6 +127,45 @@ GATEWAY_EXIT_CODES = """exit codes:
   4  bad configuration (KRETRY_* and KRETRY_GATEWAY_* settings, a port in use)
   5  the Kafka cluster did not answer at start-up
   6  the gateway's topics could not be created"""
+
+
+CONSOLE_EXIT_CODES = """exit codes:
+  0  stopped by SIGINT/SIGTERM
+  1  unexpected error
+  2  bad command-line arguments
+  3  MODULE:ATTR could not be imported, or is not a kretry.Retrier
+  4  bad configuration (settings; a busy port; a non-loopback --host without KRETRY_CONSOLE_TOKEN)
+  5  the Kafka cluster did not answer at start-up"""
+
+
+def _long_running(sub: Any, name: str, help: str, epilog: str) -> argparse.ArgumentParser:
+    """A command that runs until SIGINT/SIGTERM for the Retrier at MODULE:ATTR, logging at INFO."""
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=help, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("app", metavar="MODULE:ATTR", help="where the Retrier is, e.g. app:retrier")
+    parser.add_argument("--app-dir", default=".", help="put this directory first on sys.path (default: .)")
+    parser.add_argument("--log-level", default="INFO", help=f"{LOG_LEVEL_HELP} (default INFO)")
+    parser.add_argument("--log-all", action="store_true", help=LOG_ALL_HELP)
+    parser.add_argument("--log-format", choices=["auto", "json", "console"], default="auto")
+    return parser
+
+
+def _console_parser(sub: Any) -> None:
+    console = _long_running(
+        sub,
+        "console",
+        "a web console: every stage's lag, the dead set, replays (needs only the broker)",
+        CONSOLE_EXIT_CODES,
+    )
+    console.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; elsewhere KRETRY_CONSOLE_TOKEN)"
+    )
+    console.add_argument("--port", type=int, default=8081, help="port to listen on (default 8081)")
+    console.add_argument("--read-only", action="store_true", help="show no action, and serve none")
+    console.add_argument(
+        "--gateway-prefix", metavar="PREFIX", help="also show the kretry gateway with this KRETRY_GATEWAY_PREFIX"
+    )
 
 
 OPS_EXIT_CODES = """exit codes:
@@ -310,6 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run(args)
         if args.command == "gateway":
             return _gateway(args)
+        if args.command == "console":
+            return _console(args)
         return _ops(args)
     finally:
         if native is not None:
@@ -337,6 +369,28 @@ def run(args: argparse.Namespace) -> int:
     if args.processes > 1:
         return supervisor.supervise(args.run_parser, args, stopping)
     return _work(args, stopping)
+
+
+def _console(args: argparse.Namespace) -> int:
+    from kretry.console import serve  # Jinja2 and the templates, for this command only
+
+    stopping = _stop_on_signals()
+    try:
+        serve(
+            load_app(args.app, args.app_dir),
+            args.host,
+            args.port,
+            read_only=args.read_only,
+            gateway_prefix=args.gateway_prefix,
+            stopping=stopping,
+        )
+    except AppImportError as exc:
+        return _fail(EXIT_IMPORT, "cannot load app", exc)
+    except ConfigError as exc:
+        return _fail(EXIT_CONFIG, "bad configuration", exc)
+    except BrokerUnavailable as exc:
+        return _fail(EXIT_BROKER, "Kafka is unavailable", exc)
+    return EXIT_OK
 
 
 def _work(args: argparse.Namespace, stopping: threading.Event) -> int:

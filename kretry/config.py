@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # `kretry run --http-port`: the bearer token the dead-set routes ask for (kretry.web.guard); unset, they are
     # served on a loopback address only.
     http_token: SecretStr | None = None
+    # `kretry console`: the token its login page asks for (kretry.console.session); unset, the console asks none and
+    # serves a loopback address only.
+    console_token: SecretStr | None = None
     # `kretry run --http-port`: /healthz answers 503 once a stage's loop has not come round for this long (a
     # handler stuck), so that the orchestrator restarts the process. Five minutes is librdkafka's default
     # max.poll.interval.ms, past which the group has given the stage's partitions away anyway.
@@ -143,7 +146,7 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty (unset it for hostname plus a per-host slot)")
         return value
 
-    @field_validator("http_token")
+    @field_validator("http_token", "console_token")
     @classmethod
     def _token(cls, value: SecretStr | None) -> SecretStr | None:
         # An empty token would let "Authorization: Bearer " in; unset the variable to have none.

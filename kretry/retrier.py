@@ -7,11 +7,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, get_args
 
-from kretry import config
+from kretry import config, masking
 from kretry.backoff import Backoff, checked
 from kretry.durations import Duration, parse_duration
 from kretry.errors import ConfigError
 from kretry.guard import DlqGuard
+from kretry.masking import Mask
 from kretry.policy import ExceptionTypes, Exhausted, Policy
 from kretry.serde import Deserializer
 from kretry.topology import (
@@ -157,7 +158,8 @@ class Retrier:
 
     ``Retrier(group_id="orders-service")``; bootstrap_servers, dlq_topic (None: no DLQ) and kafka (librdkafka
     settings) are optional and win over the ``KRETRY_*`` environment. ``exactly_once=True`` writes each stage's
-    forwards and offsets in one Kafka transaction per batch (README: Exactly-once hops).
+    forwards and offsets in one Kafka transaction per batch (README: Exactly-once hops). ``mask`` (field names, or a
+    callable) hides payload fields in ``kretry console`` (kretry.masking).
     """
 
     def __init__(
@@ -169,6 +171,7 @@ class Retrier:
         kafka: Mapping[str, Any] | None = None,
         dlq_guard: DlqGuard | None = None,
         exactly_once: bool | None = None,
+        mask: Mask | None = None,
     ) -> None:
         overrides: dict[str, Any] = {
             "exactly_once": exactly_once,
@@ -187,6 +190,8 @@ class Retrier:
         if dlq_guard is not None and self.settings.dlq_topic is None:
             raise ConfigError("dlq_guard: there is no DLQ to guard (dlq_topic=None)")
         self.dlq_guard = None if dlq_guard is None else dlq_guard.checked()
+        # What `kretry console` hides of a record's value and headers (kretry.masking); the records are untouched.
+        self.mask: Mask | None = masking.checked(mask)
         self._handlers: dict[str, HandlerSpec] = {}
 
     @property

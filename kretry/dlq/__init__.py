@@ -7,7 +7,8 @@ Modules, one job each (none imports a later one):
 * ``_filter``: pure. The filters every tool takes (origin topic, error, key, time, group), and time parsing.
 * ``_reader``: read access to one DLQ on the cluster: partitions, records, the replay cursor. Commits nothing.
 * ``_ledger``: the ledger topic: read it, create it, the entry that marks a record replayed or discarded.
-* ``_peek``, ``_summary``, ``_depth``: the read-only tools.
+* ``_peek``, ``_summary``, ``_depth``: the read-only tools; ``_browse``: newest first, a page at a time, bounded
+  reads (the console's dead set).
 * ``_plan``: what a replay or a discard selects and refuses; ``_txn``: the fenced transaction both write in.
 * ``_replay``, ``_discard``: the tools that write.
 
@@ -44,6 +45,18 @@ Nothing here commits anything but ``replay`` and ``discard`` (not in dry-run mod
 either); ``peek``, ``summary`` and ``depth`` only read.
 """
 
+from kretry.dlq._browse import (
+    PAGE_MAX,
+    Browser,
+    Cursor,
+    Page,
+    find,
+    format_cursor,
+    merge_page,
+    newest,
+    parse_cursor,
+    read_from,
+)
 from kretry.dlq._depth import Depth, count_pending, depth
 from kretry.dlq._discard import discard
 from kretry.dlq._filter import Filter, Only, matches, parse_when
@@ -67,6 +80,7 @@ from kretry.dlq._records import (
     error_message,
     error_type,
     format_position,
+    iso,
     ledger_topic,
     marked,
     oldest_first,
@@ -83,7 +97,10 @@ ReplayReport = Report  # the name a replay's report had before discard shared it
 
 __all__ = [
     "ALL",
+    "Cursor",
+    "Browser",
     "DEFAULT_MAX_REPLAYS",
+    "PAGE_MAX",
     "DISCARDED",
     "LEDGER_SUFFIX",
     "PENDING",
@@ -95,6 +112,7 @@ __all__ = [
     "LedgerEntry",
     "Only",
     "Outcome",
+    "Page",
     "Position",
     "ReplayReport",
     "Report",
@@ -108,14 +126,21 @@ __all__ = [
     "error_kind",
     "error_message",
     "error_type",
+    "find",
+    "format_cursor",
     "format_position",
+    "iso",
     "ledger_topic",
     "marked",
     "matches",
+    "merge_page",
+    "newest",
+    "parse_cursor",
     "oldest_first",
     "parse_position",
     "parse_when",
     "peek",
+    "read_from",
     "refusal",
     "replay",
     "replay_group",

@@ -37,7 +37,11 @@ def depth(settings: Settings) -> Depth:
     deleted and re-created an old entry may hide a new record at the same offset (``peek`` tells them apart)."""
     dlq = Reader(settings)
     try:
-        ranges = {p: dlq.watermarks(dlq.topic, p) for p in dlq.partitions}
-        return count_pending(ranges, read_ledger(dlq))
+        return depth_of(dlq)
     finally:
         dlq.close()
+
+
+def depth_of(dlq: Reader) -> Depth:
+    ranges = {p: dlq.watermarks(dlq.topic, p) for p in dlq.partitions}
+    return count_pending(ranges, read_ledger(dlq))

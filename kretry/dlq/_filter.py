@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, TypedDict
 
-from kretry.dlq._records import DeadRecord, iso, text
+from kretry.dlq._records import DeadRecord, error_kind, error_type, iso, text
 from kretry.durations import parse_duration
 from kretry.errors import DurationError
 
@@ -24,6 +24,7 @@ class Only(TypedDict, total=False):
     since: int | None  # dead-lettered at or after (epoch ms, the DLQ record's timestamp)
     until: int | None  # dead-lettered before (epoch ms)
     group: str | None  # kretry-group, exactly: the service whose retry path dead-lettered it
+    error_type: str | None  # the error's type, exactly: its qualified class (kretry-error-class) or its short name
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Filter:
     since: int | None = None
     until: int | None = None
     group: str | None = None
+    error_type: str | None = None
 
     def mismatch(self, record: DeadRecord) -> str | None:
         """Why ``record`` is not one of those asked for (said to whoever named it by its offset), or None."""
@@ -43,6 +45,8 @@ class Filter:
             return f"kretry-group {record.state.group!r} is not {self.group!r}"
         if self.error is not None and self.error.lower() not in (record.state.error or "").lower():
             return f"kretry-error does not contain {self.error!r}"
+        if self.error_type is not None and self.error_type not in (error_kind(record), error_type(record.state.error)):
+            return f"error type {error_kind(record)!r} is not {self.error_type!r}"
         if self.key is not None and text(record.key) != self.key:
             return f"key {text(record.key)!r} is not {self.key!r}"
         if self.since is not None and record.timestamp < self.since:

@@ -43,6 +43,9 @@ class Reader:
         """A consumer that never commits by itself and sees only committed transactions: the ledger, the cursor
         and origin topics are written in transactions, and an aborted replay must look like none at all."""
         conf = config.consumer_conf(self.settings, group, main=False)
+        # A read ends at the end of its range; the fetch that follows it would otherwise wait its full long poll on
+        # the broker, and every request behind it on the connection (the next watermarks, the next range) with it.
+        conf["fetch.wait.max.ms"] = 1
         return Consumer(
             {**conf, "enable.auto.commit": False, "isolation.level": "read_committed", "enable.partition.eof": True}
         )
@@ -60,9 +63,11 @@ class Reader:
             return
         self.consumer.assign([TopicPartition(topic, partition, start)])
         deadline = time.monotonic() + SCAN_TIMEOUT
+        following = start  # the offset expected next
         try:
             while time.monotonic() < deadline:
-                for msg in self.consumer.consume(500, 0.5):
+                # No more than the range still holds: a batch of 500 would wait out its timeout on a short range.
+                for msg in self.consumer.consume(max(1, min(500, end - following)), 0.5):
                     err = msg.error()
                     if err is not None:
                         if err.code() == KafkaError._PARTITION_EOF:
@@ -72,6 +77,7 @@ class Reader:
                     if offset is None or offset >= end:
                         return
                     yield msg
+                    following = offset + 1
                     if offset >= end - 1:
                         return
                     deadline = time.monotonic() + SCAN_TIMEOUT

@@ -11,7 +11,7 @@ when a key is set (kretry.gateway.secrets); ``redacted`` is what GET answers.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -70,18 +70,29 @@ class Config:
         return self.delays[attempt - 1]
 
     def redacted(self) -> dict[str, Any]:
-        out = dict(self.stored)
-        out["integrations"] = [
-            {
-                "type": i["type"],
-                "config": {
-                    k: (REDACTED if k in SECRET_FIELDS.get(i["type"], ()) and v is not None else v)
-                    for k, v in i["config"].items()
-                },
-            }
-            for i in self.stored["integrations"]
-        ]
-        return out
+        return redacted(self.stored)
+
+
+def with_secrets(stored: Mapping[str, Any], change: Callable[[str], str]) -> dict[str, Any]:
+    """Pure: a stored configuration with ``change`` applied to each secret of its integrations (a string)."""
+    out = dict(stored)
+    out["integrations"] = [
+        {
+            **i,
+            "config": {
+                k: (change(v) if k in SECRET_FIELDS.get(i.get("type", ""), ()) and isinstance(v, str) else v)
+                for k, v in (i.get("config") or {}).items()
+            },
+        }
+        for i in stored.get("integrations", [])
+        if isinstance(i, dict)
+    ]
+    return out
+
+
+def redacted(stored: Mapping[str, Any]) -> dict[str, Any]:
+    """Pure: a stored configuration fit to show or answer: every secret ``***``, sealed or not."""
+    return with_secrets(stored, lambda _secret: REDACTED)
 
 
 def parse(raw: Any) -> Config:

@@ -16,7 +16,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import SecretStr
 
-from kretry.gateway.configs import SECRET_FIELDS
+from kretry.gateway.configs import with_secrets
 
 SEALED = "sealed:v1:"
 
@@ -33,25 +33,10 @@ class Sealer:
         self._aead = AESGCM(hashlib.sha256(raw).digest()) if raw else None
 
     def seal(self, stored: dict[str, Any]) -> dict[str, Any]:
-        return self._each(stored, self._seal_one)
+        return with_secrets(stored, self._seal_one)
 
     def unseal(self, stored: dict[str, Any]) -> dict[str, Any]:
-        return self._each(stored, self._open_one)
-
-    def _each(self, stored: dict[str, Any], change: Any) -> dict[str, Any]:
-        out = dict(stored)
-        out["integrations"] = [
-            {
-                **i,
-                "config": {
-                    k: (change(v) if k in SECRET_FIELDS.get(i.get("type", ""), ()) and isinstance(v, str) else v)
-                    for k, v in (i.get("config") or {}).items()
-                },
-            }
-            for i in stored.get("integrations", [])
-            if isinstance(i, dict)
-        ]
-        return out
+        return with_secrets(stored, self._open_one)
 
     def _seal_one(self, value: str) -> str:
         if self._aead is None:

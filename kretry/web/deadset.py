@@ -50,12 +50,12 @@ def _count(raw: Any, default: int | None) -> int | None:
     return value
 
 
-def _filters(given: Mapping[str, Any], now_ms: int | None) -> dict[str, Any]:
-    """The filters a request names, as dlq's keyword arguments. Only those it names are passed: kretry.dlq without
-    such a keyword still serves the others."""
+def filters(given: Mapping[str, Any], now_ms: int | None, names: Sequence[str] = _FILTERS) -> dict[str, Any]:
+    """The filters ``names`` a request gives, as dlq's keyword arguments. Only those it gives are passed: kretry.dlq
+    without such a keyword still serves the others."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
     out: dict[str, Any] = {}
-    for name in _FILTERS:
+    for name in names:
         value = given.get(name)
         if value is None:
             continue
@@ -90,7 +90,7 @@ def peek_args(query: Mapping[str, Sequence[str]], now_ms: int | None = None) -> 
         if state not in dlq.STATES:
             raise BadRequest(f"state must be one of {', '.join(dlq.STATES)}, got {state!r}")
         args["state"] = state
-    return {**args, **_filters(last, now_ms)}
+    return {**args, **filters(last, now_ms)}
 
 
 def replay_args(body: Any, now_ms: int | None = None) -> dict[str, Any]:
@@ -121,7 +121,7 @@ def replay_args(body: Any, now_ms: int | None = None) -> dict[str, Any]:
     if not isinstance(dry_run, bool):
         raise BadRequest('"dry_run" must be true or false')
     args["dry_run"] = dry_run
-    return {**args, **_filters(body, now_ms)}
+    return {**args, **filters(body, now_ms)}
 
 
 def routes(settings: Settings, policy: guard.Policy) -> list[Route]:

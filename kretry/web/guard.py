@@ -66,17 +66,23 @@ def media_type(content_type: str | None) -> str:
 
 def refuse(policy: Policy, method: str, headers: Mapping[str, str]) -> Refusal | None:
     """Why this dead-set request must not be served, or None. ``headers`` keys are lower-case."""
-    host = headers.get("host", "")
-    if policy.loopback and not is_loopback(host_name(host)):
-        return Refusal(403, f"Host {host!r} is not a loopback name; this server answers only localhost")
-    origin = headers.get("origin")
-    if origin is not None and urlsplit(origin).netloc.lower() != host.lower():
-        return Refusal(403, f"cross-origin request from {origin!r} refused")
-    refusal = _unauthorised(policy, headers.get("authorization"))
+    refusal = foreign(policy.loopback, headers) or _unauthorised(policy, headers.get("authorization"))
     if refusal is not None:
         return refusal
     if method == "POST" and media_type(headers.get("content-type")) != JSON_MEDIA_TYPE:
         return Refusal(415, f"the body must be sent as Content-Type: {JSON_MEDIA_TYPE}")
+    return None
+
+
+def foreign(loopback: bool, headers: Mapping[str, str]) -> Refusal | None:
+    """A request a page elsewhere made the browser send: a rebound DNS name on a loopback listener (``loopback``),
+    or an ``Origin`` other than this very host. ``headers`` keys are lower-case."""
+    host = headers.get("host", "")
+    if loopback and not is_loopback(host_name(host)):
+        return Refusal(403, f"Host {host!r} is not a loopback name; this server answers only localhost")
+    origin = headers.get("origin")
+    if origin is not None and urlsplit(origin).netloc.lower() != host.lower():
+        return Refusal(403, f"cross-origin request from {origin!r} refused")
     return None
 
 

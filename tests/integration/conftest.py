@@ -9,6 +9,7 @@ from pathlib import Path
 import kafka_local
 import pytest
 import sqs_local
+from playwright.sync_api import Browser, sync_playwright
 
 from tests.conftest import Broker
 from tests.integration.gateways import delete_prefix
@@ -82,3 +83,22 @@ def gateway_prefix(kafka: Broker) -> Iterator[str]:
     prefix = unique("gw")
     yield prefix
     delete_prefix(kafka.bootstrap, prefix)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        reason = f"no browser at {CHROMIUM}: `make chromium` installs Debian's chromium"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true and {reason}", pytrace=False)
+        pytest.skip(reason)
+    with sync_playwright() as p:
+        # --no-sandbox: CI runs as root, where chromium's sandbox refuses to start.
+        launched = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()
