@@ -7,6 +7,8 @@ Retention, chosen and checked here:
   ``max(2 x delay, 7 days)``.
 * the DLQ must keep records at least 7 days: people read it, and a long weekend is 3 days. Planned with 14.
 * the replay ledger ``<dlq>.replayed`` must be compacted (it is created so on the first replay, or here).
+* the control topic ``<group_id>.control`` (operators' tier commands, kretry.control) keeps a command at least
+  ``topology.control_horizon_ms``: twice the longest delay, a day at least; one partition, not compacted.
 * retry topics and the DLQ must not be compacted (records with equal keys would vanish), and must be at least
   as wide as their main topic (the DLQ as the widest).
 * a record that fits its main topic must fit its retry topics and the DLQ with kretry's headers added: their
@@ -41,7 +43,7 @@ from kretry import config, dlq
 from kretry.errors import BrokerUnavailable, ConfigError, TopologyError
 from kretry.retrier import HandlerSpec, Retrier
 from kretry.stage import stage_label
-from kretry.topology import TopicPlan, parse_retry_topic, plan_topics
+from kretry.topology import TopicPlan, control_horizon_ms, control_topic, parse_retry_topic, plan_topics
 
 log = structlog.get_logger("kretry")
 
@@ -51,6 +53,7 @@ RETRY_PLANNED_MS = 7 * DAY_MS
 DLQ_MIN_MS = 7 * DAY_MS
 DLQ_PLANNED_MS = 14 * DAY_MS
 LEDGER_ROLE = "ledger"
+CONTROL_ROLE = "control"
 # The broker's default max.message.bytes, for a topic that does not override it.
 DEFAULT_MAX_MESSAGE_BYTES = 1_048_588
 # Room for kretry's headers on top of a record that just fits its main topic: they come to at most about 1.6 KiB
@@ -61,7 +64,7 @@ HEADROOM = 8192
 @dataclass(frozen=True)
 class TopicNeed:
     name: str
-    role: str  # "main" | "retry" | "dlq" | "ledger"
+    role: str  # "main" | "retry" | "dlq" | "ledger" | "control"
     partitions: int  # as many as it should have at least
     source: str  # the main topic it serves; "" for the DLQ and its ledger
     retention_ms: int | None  # what to create it with; None: not kretry's to set
@@ -141,6 +144,8 @@ def needs(
             largest = max(sizes.values(), default=DEFAULT_MAX_MESSAGE_BYTES) + HEADROOM
             out.append(TopicNeed(p.name, "dlq", p.partitions, "", DLQ_PLANNED_MS, DLQ_MIN_MS, "delete", largest))
             out.append(TopicNeed(dlq.ledger_topic(p.name), LEDGER_ROLE, 1, "", None, None, "compact"))
+    horizon = control_horizon_ms(list(delays.values()))
+    out.append(TopicNeed(control_topic(retrier.group_id), CONTROL_ROLE, 1, "", horizon, horizon, "delete"))
     return out
 
 
@@ -418,7 +423,8 @@ def check(retrier: Retrier) -> Check:
 
 
 def create(retrier: Retrier) -> list[TopicNeed]:
-    """Create the missing retry topics, DLQ and ledger, with their retention; return what was created."""
+    """Create the missing retry topics, DLQ, ledger and control topic, with their retention; return what was
+    created."""
     cluster = Cluster(retrier)
     todo = [n for n in cluster.needs() if n.role != "main" and cluster.width(n.name) is None]
     create_topics(cluster.admin, [n for n in todo if n.role != LEDGER_ROLE])

@@ -1,5 +1,5 @@
-"""The ``kretry`` command: ``run`` (the worker, with exit codes a supervisor acts on), ``topics``, ``dlq``, ``stats``,
-``gateway`` (kretry.gateway).
+"""The ``kretry`` command: ``run`` (the worker, with exit codes a supervisor acts on), ``topics``, ``dlq``, ``tier``,
+``stats``, ``gateway`` (kretry.gateway).
 
 Every command but ``run`` prints its result on stdout (``--json``: machine-readable) and logs to stderr.
 """
@@ -22,7 +22,7 @@ from typing import Any
 import structlog
 from confluent_kafka import KafkaError, KafkaException
 
-from kretry import __version__, admin, config, dlq, logs, supervisor, topology
+from kretry import __version__, admin, config, control, dlq, logs, supervisor, topology
 from kretry.errors import (
     AppImportError,
     BrokerUnavailable,
@@ -223,6 +223,7 @@ def _ops_parsers(sub: Any) -> None:
     _ops_command(topics, "check", required, "check partitions, retention and cleanup policy")
 
     _dlq_parsers(sub, optional)
+    _tier_parsers(sub, required)
     _ops_command(sub, "stats", required, "lag and oldest waiting record per stage; DLQ depth")
 
 
@@ -266,6 +267,23 @@ def _dlq_parsers(sub: Any, optional: argparse.ArgumentParser) -> None:
         dlq_cmd, "discard", which, "mark DLQ records that will never be fixed as resolved: never replayed"
     )
     _selection(discard, "discard", "show what would be discarded; mark nothing")
+
+
+def _tier_parsers(sub: Any, required: argparse.ArgumentParser) -> None:
+    """``kretry tier flush | kill TOPIC_retry_n APP``: a command the running workers of APP obey (kretry.control)."""
+    tier = argparse.ArgumentParser(add_help=False)
+    tier.add_argument("tier", metavar="TOPIC_retry_n", help="the retry topic whose waiting records it is for")
+    which = argparse.ArgumentParser(add_help=False, parents=[tier, required])
+    which.add_argument("--error", help="only records whose kretry-error contains this text (any case)")
+    which.add_argument("--key", help="only records with this key (as UTF-8 text)")
+    which.add_argument("--since", type=_when, metavar="WHEN", help=f"only records retried since: {WHEN_HELP}")
+    which.add_argument("--until", type=_when, metavar="WHEN", help="only records retried before WHEN")
+    tier_cmd = sub.add_parser("tier", help="drain a retry tier now: flush or kill what waits there").add_subparsers(
+        dest="action", required=True
+    )
+    _ops_command(tier_cmd, control.FLUSH, which, "the records waiting there are due now: the workers handle them")
+    kill = _ops_command(tier_cmd, control.KILL, which, "the records waiting there go to the DLQ now, unhandled")
+    kill.add_argument("--reason", default="", help="why, in their kretry-error (killed by operator: REASON)")
 
 
 def _state_option(parser: argparse.ArgumentParser) -> None:
@@ -458,6 +476,9 @@ def _ops(args: argparse.Namespace) -> int:
             return _topics(args, retrier)
         if args.command == "dlq":
             return _dlq(args, retrier)
+        if args.command == "tier":
+            assert retrier is not None
+            return _tier(args, retrier)
         assert retrier is not None
         return _stats(args, retrier)
     except AppImportError as exc:
@@ -641,6 +662,22 @@ def _dlq_summary(args: argparse.Namespace, settings: config.Settings) -> int:
         ["ERROR", "MESSAGE", "COUNT", "TOPICS", "GROUPS"],
         [(e, m or "-", n.count, _counts(n.by_topic), _counts(n.by_group)) for e, m, n in result.messages()],
     )
+    return EXIT_OK
+
+
+def _tier(args: argparse.Namespace, retrier: Retrier) -> int:
+    tiers = [s.topic for s in retrier.stages() if s.attempt]
+    if args.tier not in tiers:
+        raise ConfigError(f"{args.tier!r} is not a retry topic of {retrier!r}; its tiers: {', '.join(tiers) or 'none'}")
+    if args.action == control.KILL and retrier.dlq_topic is None:
+        raise ConfigError(f"{retrier!r} has no DLQ: there is nowhere to kill records to")
+    only = {"key": args.key, "error": args.error, "since": args.since, "until": args.until}
+    reason = getattr(args, "reason", "")
+    command = control.send(retrier.settings, args.action, args.tier, reason=reason, **only)
+    if args.json:
+        print(json.dumps({"id": command, "action": args.action, "tier": args.tier, **only}))
+    else:
+        print(f"{args.action} {args.tier}: command {command} sent; running workers obey it within a second")
     return EXIT_OK
 
 

@@ -121,6 +121,22 @@ def stage_group(group_id: str, stage_topic: str, attempt: int) -> str:
     return group_id if attempt == 0 else f"{group_id}.{stage_topic}"
 
 
+CONTROL_SUFFIX = ".control"
+
+
+def control_topic(group_id: str) -> str:
+    """``control_topic("orders-service") == "orders-service.control"``: where operators' tier commands (flush, kill)
+    for one retrier's running stages go (kretry.control)."""
+    return f"{group_id}{CONTROL_SUFFIX}"
+
+
+def control_horizon_ms(delays: Sequence[float]) -> int:
+    """How far back a starting worker reads the control topic, and how long the topic keeps a command at least:
+    twice the longest tier delay, and a day at least. A record that still waits was produced less than its tier's
+    delay ago (RetryLater and backoff aside), so a command older than that covers nothing that still waits."""
+    return max(int(2 * max(delays, default=0.0) * 1000), 86_400_000)
+
+
 def check_collisions(retries: Mapping[str, int], patterns: Mapping[str, str], dlq_topic: str | None) -> None:
     """Every topic a retrier reads or writes must have exactly one role."""
     owner: dict[str, str] = {}

@@ -14,7 +14,7 @@ import structlog
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ClusterMetadata  # type: ignore[attr-defined]
 
-from kretry import config, dlq
+from kretry import config, control, dlq
 from kretry.admin import LEDGER_ROLE, TopicNeed, create_topics, max_message_bytes, needs, stranded_names
 from kretry.errors import (
     BrokerUnavailable,
@@ -31,6 +31,7 @@ from kretry.metrics import Metrics
 from kretry.retrier import Retrier
 from kretry.stage import Stage
 from kretry.stranded import waiting_of_ours
+from kretry.topology import control_horizon_ms, control_topic
 
 log = structlog.get_logger("kretry")
 
@@ -68,6 +69,7 @@ class Worker:
         self.instance: Instance | None = None  # exactly_once: this worker's part of its transactional ids
         self.absent: list[str] = []  # topics of ours found deleted at the last look
         self.flood = None if retrier.dlq_guard is None else Flood(retrier.dlq_guard)
+        self.orders = control.Orders()  # operators' tier commands, read by one thread for every stage
         flood = self.flood
         self.metrics.guard_tripped.set_function(lambda: float(flood is not None and flood.tripped is not None))
 
@@ -108,6 +110,7 @@ class Worker:
                     metrics=self.metrics,
                     stopping=self.stopping,
                     flood=self.flood,
+                    control=self.orders,
                     transactional_id=None
                     if self.instance is None
                     else transactional_id(self.retrier.group_id, spec.topic, self.instance.name),
@@ -122,6 +125,15 @@ class Worker:
         except BaseException:
             self._release()
             raise
+        reader = control.Reader(
+            settings,
+            control_topic(self.retrier.group_id),
+            control_horizon_ms([s.delay for s in self.retrier.stages()]),
+            self.orders,
+            self.stopping,
+        )
+        # Not one of the stages' threads: it holds no record, and stops within a poll of the stop.
+        threading.Thread(target=reader.run, name="kretry-control", daemon=True).start()
         for stage in self.stages:
             # Daemon threads: a handler that never returns must not keep the process alive past the stop timeout.
             thread = threading.Thread(

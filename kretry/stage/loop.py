@@ -22,6 +22,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from kretry import callbacks
 from kretry import headers as hdr
+from kretry.control import KILL, Command, Orders, order
 from kretry.dispatch import Dispatcher
 from kretry.errors import KafkaFatalError, TransactionFenced
 from kretry.forward import Forwarder, Outgoing
@@ -93,8 +94,13 @@ class Stage:
         clock: Callable[[], float] = time.time,
         flood: Flood | None = None,
         transactional_id: str | None = None,
+        control: Orders | None = None,
     ) -> None:
         self.spec = spec
+        # Operators' flush and kill commands (kretry.control), read by the worker; a retry stage obeys its tier's.
+        self._control = control if spec.attempt else None
+        self._control_seen = 0
+        self._orders: tuple[Command, ...] = ()
         self.transactional_id = transactional_id  # exactly_once: set, and prepare() makes the producer
         self.txn: txn.Transactions | None = None
         self._txn_committed: dict[int, int] = {}  # partition -> the offset this stage's last transaction committed
@@ -189,6 +195,8 @@ class Stage:
             if fresh:
                 consumer.resume(fresh)
             self._fresh = []
+        if self._control is not None and self._control.generation != self._control_seen:
+            self._obey(self._control)
         if self._waiting:
             self._resume_due(consumer)
         if self._flood is None or not self._guarded(consumer):
@@ -322,6 +330,13 @@ class Stage:
         if group is not None and group != self._group:
             self._foreign(msg, group)
             return False
+        if self._orders:
+            command = self._ordered(msg)
+            if command is not None:
+                if command.action == KILL:
+                    self._kill(msg, command)
+                    return False
+                return True  # flushed: due now, and handled as any due record
         if due_at is None:  # not kretry's (produced there by hand): due its tier's delay after it was written
             due_at = msg.timestamp()[1] + math.ceil(self.spec.delay * 1000)
         now = self._clock()
@@ -500,6 +515,70 @@ class Stage:
                     consumer.get_watermark_offsets(TopicPartition(self.spec.topic, p), timeout=1.0)
             self.stats.paused = len(self._waiting)
 
+    # -- operators' commands (kretry.control) ----------------------------------------------------------------
+
+    def _obey(self, control: Orders) -> None:
+        """New commands came: the held records they cover are due now, and every paused partition is fetched again
+        from the record it waits for, which is asked again (records the flood guard holds stay held)."""
+        self._control_seen = control.generation
+        orders = control.for_topic(self.spec.topic)
+        if self._dlq is None:  # nowhere to kill to: those records wait as usual
+            orders = tuple(c for c in orders if c.action != KILL)
+        if orders == self._orders:
+            return
+        self._orders = orders
+        expedited = self._window.expedite(lambda msg: self._ordered(msg) is not None, self._clock())
+        resumed = [p for p, (at, _) in self._waiting.items() if at != FOREVER]
+        for p in resumed:
+            self._waiting[p] = (0.0, self._waiting[p][1])
+        self._log.info("tier commands", commands=len(orders), held_due_now=expedited, partitions_resumed=resumed)
+
+    def _ordered(self, msg: Any) -> Command | None:
+        """The command that covers ``msg``, if any."""
+        _, ours = hdr.split(msg.headers())
+        error = ours.get(hdr.ERROR)
+        return order(
+            self._orders, msg.key(), None if error is None else error.decode("utf-8", "replace"), msg.timestamp()[1]
+        )
+
+    def _kill(self, msg: Any, command: Command) -> None:
+        """To the DLQ now, as the operator said; the offset is stored once the DLQ copy is acknowledged."""
+        assert self._dlq is not None
+        assert self.forwarder is not None
+        user, ours = hdr.split(msg.headers())
+        partition, offset = msg.partition(), msg.offset()
+        origin = hdr.origin_from(ours, hdr.Origin(self.base, partition, offset, msg.timestamp()[1]))
+        attempt = stage_attempt(self.spec.attempt, self.spec.last_attempt, hdr.int_of(ours, hdr.ATTEMPT))
+        previous = ours.get(hdr.ERROR)
+        error = hdr.truncate(
+            command.error_text(None if previous is None else previous.decode("utf-8", "replace")), hdr.ERROR_MAX_BYTES
+        )
+        error_class = ours.get(hdr.ERROR_CLASS)
+        headers = hdr.build(
+            user,
+            origin=origin,
+            attempt=attempt,  # the attempts made so far: none here
+            error=error,
+            group=self._group,
+            due_at=None,
+            replays=self._replays(ours),
+            error_class=None if error_class is None else error_class.decode("utf-8", "replace"),
+        )
+        tracker = self._tracker(partition)
+        tracker.begin(offset)
+        self.stats.dead_lettered += 1
+        out = Outgoing(self._dlq, msg.key(), msg.value(), headers, partition)
+        self.forwarder.send(out, Acked(self, tracker, offset, msg, origin, attempt, error))
+
+    def _replays(self, ours: dict[str, bytes]) -> int | None:
+        """The kretry-replays count to carry into our DLQ: none set by another service's replay."""
+        if hdr.REPLAYS not in ours:
+            return None
+        group = ours.get(hdr.GROUP)
+        if group is None or hdr.read({hdr.GROUP: group}).group in (None, self._group):
+            return hdr.int_of(ours, hdr.REPLAYS)
+        return None
+
     # -- failures -------------------------------------------------------------------------------------------
 
     def _failed(self, forwarder: Forwarder, tracker: PartitionOffsets, msg: Any, exc: BaseException) -> None:
@@ -548,12 +627,7 @@ class Stage:
                 error = hdr.truncate(f"{error} [{decision.reason}]", hdr.ERROR_MAX_BYTES)
             self.stats.dead_lettered += 1
             trace = hdr.error_trace(exc)  # formatting a traceback is dear: on the way to the DLQ only
-        replays = None
-        if hdr.REPLAYS in ours:
-            # A kretry-replays count set by another service's replay is not ours to carry into our DLQ.
-            group = ours.get(hdr.GROUP)
-            if group is None or hdr.read({hdr.GROUP: group}).group in (None, self._group):
-                replays = hdr.int_of(ours, hdr.REPLAYS)
+        replays = self._replays(ours)
         kind = type(exc)
         error_class = self._error_classes.get(kind)
         if error_class is None:

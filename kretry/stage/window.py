@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 MAX_RECORDS = 2_000  # held per partition; past it the partition waits the old way
@@ -128,10 +129,18 @@ class Window(Generic[R]):
 
     def release(self, now: float) -> int:
         """The records held until the flood guard's reset are due at ``now``; return how many."""
+        return self._retime(lambda due, _record: due == FOREVER, now)
+
+    def expedite(self, covered: Callable[[R], bool], now: float) -> int:
+        """The held records ``covered`` (by an operator's flush or kill) are due at ``now``; return how many. Those
+        the flood guard holds stay held."""
+        return self._retime(lambda due, record: now < due < FOREVER and covered(record), now)
+
+    def _retime(self, which: Callable[[float, R], bool], now: float) -> int:
         count = 0
         for held in self._held.values():
             for offset, (due, size, record) in held.items():
-                if due == FOREVER:
+                if which(due, record):
                     held[offset] = (now, size, record)
                     count += 1
         if count:

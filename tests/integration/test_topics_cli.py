@@ -49,6 +49,7 @@ def test_plan_create_check(bootstrap: str, new_topic: NewTopic, tmp_path: Path) 
         [f"{topic}_retry_2", "retry", "3", "2d", "7d", "4d", "delete"],
         [dlq, "dlq", "3", "-", "14d", "7d", "delete"],
         [f"{dlq}.replayed", "ledger", "1", "-", "-", "-", "compact"],
+        [f"{env['APP_GROUP']}.control", "control", "1", "-", "4d", "4d", "delete"],  # twice the longest delay
     ]
     code, out, _ = kretry(env, "topics", "plan", APP, "--json")
     assert json.loads(out.splitlines()[2])["min_retention_ms"] == 4 * 86_400_000
@@ -62,6 +63,7 @@ def test_plan_create_check(bootstrap: str, new_topic: NewTopic, tmp_path: Path) 
         "kretry's headers; such records would reach the DLQ as stubs",
         f"{topic}_retry_2: missing (retry topic; `kretry topics create` creates it)",
         f"{dlq}: missing (dlq topic; `kretry topics create` creates it)",
+        f"{env['APP_GROUP']}.control: missing (control topic; `kretry topics create` creates it)",
     ]
 
     code, out, err = kretry(env, "topics", "create", APP)
@@ -70,6 +72,7 @@ def test_plan_create_check(bootstrap: str, new_topic: NewTopic, tmp_path: Path) 
         f"created {topic}_retry_2 (retry, 3 partitions, retention 7d)",
         f"created {dlq} (dlq, 3 partitions, retention 14d)",
         f"created {dlq}.replayed (ledger, 1 partitions, retention -)",
+        f"created {env['APP_GROUP']}.control (control, 1 partitions, retention 4d)",
     ]
     assert topic_config(bootstrap, dlq, "retention.ms") == str(14 * 86_400_000)
     assert topic_config(bootstrap, f"{dlq}.replayed", "cleanup.policy") == "compact"
@@ -117,13 +120,22 @@ def test_plan_works_before_the_main_topics_exist(bootstrap: str, new_topic: NewT
         [f"{absent}_retry_1", "retry", "?", "5s", "7d", "1d", "delete"],
         [dlq, "dlq", "?", "-", "14d", "7d", "delete"],
         [f"{dlq}.replayed", "ledger", "1", "-", "-", "-", "compact"],
+        [f"{env['APP_GROUP']}.control", "control", "1", "-", "1d", "1d", "delete"],
         f"note: main topic {absent} does not exist yet; ? is as wide as it will be (--partitions N plans with "
         "N)".split(),
     ]
     code, out, err = kretry(env, "topics", "plan", APP, "--partitions", "6", "--json")
     assert code == 0, err
     widths = {row["name"]: row["partitions"] for row in map(json.loads, out.splitlines())}
-    assert widths == {there: 2, absent: 6, f"{there}_retry_1": 2, f"{absent}_retry_1": 6, dlq: 6, f"{dlq}.replayed": 1}
+    assert widths == {
+        there: 2,
+        absent: 6,
+        f"{there}_retry_1": 2,
+        f"{absent}_retry_1": 6,
+        dlq: 6,
+        f"{dlq}.replayed": 1,
+        f"{env['APP_GROUP']}.control": 1,
+    }
 
 
 def test_plan_shows_a_shared_tier_and_check_notes_a_topic_no_stage_reads(
@@ -134,15 +146,16 @@ def test_plan_shows_a_shared_tier_and_check_notes_a_topic_no_stage_reads(
     dlq = env["APP_DLQ"]
     code, out, err = kretry(env, "topics", "plan", APP)
     assert code == 0, err
-    assert [line.split() for line in out.splitlines()[:6]] == [
+    assert [line.split() for line in out.splitlines()[:7]] == [
         ["TOPIC", "ROLE", "PARTITIONS", "DELAY", "RETENTION", "AT", "LEAST", "CLEANUP"],
         [topic, "main", "2", "-", "-", "-", "-"],
         [f"{topic}_retry_1", "retry", "2", "1s", "7d", "1d", "delete"],
         [f"{topic}_retry_2", "retry", "2", "1m", "7d", "1d", "delete"],  # attempts 2 to 4: one topic
         [dlq, "dlq", "2", "-", "14d", "7d", "delete"],
         [f"{dlq}.replayed", "ledger", "1", "-", "-", "-", "compact"],
+        [f"{env['APP_GROUP']}.control", "control", "1", "-", "1d", "1d", "delete"],
     ]
-    assert out.splitlines()[6:] == [
+    assert out.splitlines()[7:] == [
         f"note: {topic}_retry_2: attempts 2-4 share this topic, 1m apart (equal delays in a row are one tier; each "
         "record carries its attempt in kretry-attempt)"
     ]

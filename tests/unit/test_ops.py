@@ -20,7 +20,15 @@ def retrier() -> Retrier:
 
 def test_needs_plans_width_retention_and_cleanup() -> None:
     needs = {n.name: n for n in admin.needs(retrier(), {"orders": 4, "audit": 6})}
-    assert list(needs) == ["orders", "orders_retry_1", "orders_retry_2", "audit", "dead", "dead.replayed"]
+    assert list(needs) == [
+        "orders",
+        "orders_retry_1",
+        "orders_retry_2",
+        "audit",
+        "dead",
+        "dead.replayed",
+        "svc.control",
+    ]
     assert needs["orders"] == TopicNeed("orders", "main", 4, "orders", None, None, None)
     room = DEFAULT_MAX_MESSAGE_BYTES + HEADROOM
     assert needs["orders_retry_1"] == TopicNeed(
@@ -30,6 +38,8 @@ def test_needs_plans_width_retention_and_cleanup() -> None:
     assert needs["orders_retry_2"].min_retention_ms == 6 * DAY_MS
     assert needs["dead"] == TopicNeed("dead", "dlq", 6, "", 14 * DAY_MS, 7 * DAY_MS, "delete", room)
     assert needs["dead.replayed"].cleanup == "compact"
+    # Operators' tier commands: kept twice the longest delay (3d), read back that far by a starting worker.
+    assert needs["svc.control"] == TopicNeed("svc.control", "control", 1, "", 6 * DAY_MS, 6 * DAY_MS, "delete")
 
 
 def test_retry_topics_and_the_dlq_take_the_largest_record_of_their_main_topic_with_headroom() -> None:

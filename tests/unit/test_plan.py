@@ -20,6 +20,7 @@ def test_a_missing_main_topic_leaves_its_own_widths_and_the_dlqs_unknown() -> No
         ("absent_retry_2", None, "2s±10%"),
         ("dlq", None, None),
         ("dlq.replayed", 1, None),
+        ("plan.control", 1, None),  # one partition whatever the main topics' widths
     ]
     assert rows[1].to_json()["delay_s"] == 5.0
 
