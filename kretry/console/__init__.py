@@ -7,6 +7,8 @@ query.py     pure: a dead-set query string and a replay form, as kretry.dlq's ar
 show.py      pure: a record's value (JSON, text or hex), headers and path through the ladder, masked
 overview.py  one row per stage: kretry.admin.stats, group members, rates between two looks
 tally.py     the dead set's counts by origin topic and error type, kept up to date in the background
+tiers.py     what waits in each retry tier; retry now and kill through kretry.control
+waiting.py   bounded reads of what a group has not finished
 gateway.py   a kretry gateway's configurations, pending events and recent failures, read off its topics
 serve.py     serve(): the command's server, until SIGINT/SIGTERM
 templates/, static/  Jinja2 (autoescaped) and a few lines of plain JavaScript, shipped in the package

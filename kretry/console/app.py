@@ -4,6 +4,8 @@ GET  /                 the overview; GET /overview/rows is its table alone, whic
 GET  /dead             the dead set: newest first, a page at a time, filtered; the counts on top
 GET  /dead/{p:o}       one DLQ record
 POST /dead/replay      a dry run first (the confirmation page), then with confirm=yes the replay itself
+GET  /tiers            what waits in each retry tier and until when; POST /tiers/command: retry now or kill,
+                       a confirmation first (kretry.control, as ``kretry tier flush | kill``)
 GET  /gateway          a kretry gateway's configurations, pending events and recent failures (--gateway-prefix)
 GET  /login, POST /login, POST /logout
 
@@ -28,12 +30,13 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from kretry import dlq
+from kretry import control, dlq
 from kretry.console import query, show
 from kretry.console.gateway import SCAN, GatewayReader
 from kretry.console.overview import Overview
 from kretry.console.session import COOKIE, CSRF_FIELD, Keys, Session
 from kretry.console.tally import Tally
+from kretry.console.tiers import WAITING, tiers
 from kretry.errors import KretryError, ReplayInProgress
 from kretry.retrier import Retrier
 from kretry.web import guard
@@ -80,6 +83,8 @@ def create_app(
             Route("/dead", c.dead, methods=["GET"]),
             Route("/dead/replay", c.replay, methods=["POST"]),
             Route("/dead/{position}", c.record, methods=["GET"]),
+            Route("/tiers", c.tiers, methods=["GET"]),
+            Route("/tiers/command", c.command, methods=["POST"]),
             Route("/gateway", c.gateway, methods=["GET"]),
             Route("/login", c.login_page, methods=["GET"]),
             Route("/login", c.login, methods=["POST"]),
@@ -214,6 +219,25 @@ class Console:
             await run_in_threadpool(self.browser.forget)  # a first replay creates the ledger: pages see it at once
         name = "result.html" if act.confirmed else "confirm.html"
         return self.render(request, name, {**context, "report": report, "busy": None, "at": dlq.format_position})
+
+    def tiers(self, request: Request) -> Response:
+        self.session(request)
+        return self.render(request, "tiers.html", {"tiers": tiers(self.retrier), "shown": WAITING})
+
+    async def command(self, request: Request) -> Response:
+        fields = await self.form(request)
+        topic, action = _last(fields, "topic") or "", _last(fields, "action") or ""
+        if action not in (control.FLUSH, control.KILL):
+            raise Refused(400, f"unknown action {action!r}: flush or kill")
+        if topic not in {s.topic for s in self.retrier.stages() if s.attempt}:
+            raise Refused(400, f"{topic!r} is not a retry tier of this Retrier")
+        key = _last(fields, "key") or None
+        reason = _last(fields, "reason") or "from the console"
+        context = {"topic": topic, "action": action, "key": key, "reason": reason, "sent": None}
+        if _last(fields, "confirm") != "yes":
+            return self.render(request, "tier_confirm.html", context)
+        sent = await run_in_threadpool(lambda: control.send(self.settings, action, topic, key=key, reason=reason))
+        return self.render(request, "tier_confirm.html", {**context, "sent": sent})
 
     def gateway(self, request: Request) -> Response:
         self.session(request)

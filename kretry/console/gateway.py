@@ -13,15 +13,14 @@ keeps on the cluster, read with bounded reads, never through a gateway instance.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, TopicPartition
+from confluent_kafka import Consumer
 
-from kretry.config import Settings, consumer_conf
+from kretry.config import Settings
+from kretry.console.waiting import read, reader_conf, unfinished
 from kretry.gateway.configs import redacted
-from kretry.gateway.consume import take
 from kretry.gateway.events import RETRY, Request, Scheduled
 from kretry.gateway.topics import Names
 
@@ -58,9 +57,7 @@ class GatewayLook:
 class GatewayReader:
     def __init__(self, settings: Settings, prefix: str) -> None:
         self.names = Names(prefix)
-        conf = consumer_conf(settings, self.names.group("delivery"), main=True)
-        conf.update({"enable.auto.commit": False, "enable.partition.eof": True, "fetch.wait.max.ms": 1})
-        self._conf = conf
+        self._conf = reader_conf(settings, self.names.group("delivery"))
 
     def look(self) -> GatewayLook:
         reader = Consumer(self._conf)
@@ -72,7 +69,7 @@ class GatewayReader:
 
     def _configs(self, reader: Consumer) -> list[dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
-        for msg in _read(reader, self._ranges(reader, self.names.configs, None)):
+        for msg in read(reader, unfinished(reader, self._conf, self.names.configs, None)):
             identifier = (msg.key() or b"").decode("utf-8", "replace")
             if msg.value() is None:
                 found.pop(identifier, None)
@@ -89,10 +86,10 @@ class GatewayReader:
         waiting = [(t, self.names.group("wheel")) for t in self.names.buckets]
         waiting.append((self.names.due, self.names.group("delivery")))
         for topic, group in waiting:
-            ranges = self._ranges(reader, topic, group)
+            ranges = unfinished(reader, self._conf, topic, group)
             cut = cut or any(end - start > SCAN for _, start, end in ranges)
             bounded = [(tp, start, min(end, start + SCAN)) for tp, start, end in ranges]
-            for msg in _read(reader, bounded):
+            for msg in read(reader, bounded):
                 event = Scheduled.read(msg.headers())
                 if event is None:
                     continue
@@ -105,9 +102,10 @@ class GatewayReader:
     def _failures(self, reader: Consumer) -> list[Failures]:
         per: dict[tuple[str, int], Failures] = {}
         ranges = [
-            (tp, max(start, end - RECENT), end) for tp, start, end in self._ranges(reader, self.names.requests, None)
+            (tp, max(start, end - RECENT), end)
+            for tp, start, end in unfinished(reader, self._conf, self.names.requests, None)
         ]
-        for msg in _read(reader, ranges):
+        for msg in read(reader, ranges):
             try:
                 request = Request.decode(msg.value() or b"")
             except (ValueError, KeyError, TypeError):
@@ -121,52 +119,3 @@ class GatewayReader:
                 if at >= row.last_at_ms:
                     row.last_error, row.last_at_ms = error, at
         return sorted(per.values(), key=lambda f: -f.last_at_ms)
-
-    def _ranges(self, reader: Consumer, topic: str, group: str | None) -> list[tuple[TopicPartition, int, int]]:
-        """(partition, from, to) of what is left to read: from the group's committed offset (the start without
-        one), to the end."""
-        meta = reader.list_topics(topic, timeout=TIMEOUT).topics.get(topic)
-        if meta is None or meta.error is not None:
-            return []
-        parts = [TopicPartition(topic, p) for p in sorted(meta.partitions)]
-        committed: dict[int, int] = {}
-        if group is not None:
-            probe = Consumer({**self._conf, "group.id": group})
-            try:
-                committed = {
-                    tp.partition: tp.offset for tp in probe.committed(parts, timeout=TIMEOUT) if tp.offset >= 0
-                }
-            finally:
-                probe.close()
-        out = []
-        for tp in parts:
-            low, high = reader.get_watermark_offsets(tp, timeout=TIMEOUT)
-            start = max(low, committed.get(tp.partition, low))
-            if high > start:
-                out.append((tp, start, high))
-        return out
-
-
-def _read(reader: Consumer, ranges: list[tuple[TopicPartition, int, int]]) -> Iterator[Any]:
-    """The records of each (partition, from, to), partition by partition."""
-    for tp, start, end in ranges:
-        if end <= start:
-            continue
-        reader.assign([TopicPartition(tp.topic, tp.partition, start)])
-        position = start
-        while position < end:
-            batch = take(reader, 500, TIMEOUT)
-            if not batch:
-                break
-            for msg in batch:
-                err = msg.error()
-                if err is not None:
-                    if err.code() == KafkaError._PARTITION_EOF:
-                        position = end
-                    continue
-                if (msg.offset() or 0) >= end:
-                    position = end
-                    break
-                position = (msg.offset() or 0) + 1
-                yield msg
-        reader.unassign()
