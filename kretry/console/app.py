@@ -36,13 +36,14 @@ from kretry.console.gateway import SCAN, GatewayReader
 from kretry.console.overview import Overview
 from kretry.console.session import COOKIE, CSRF_FIELD, Keys, Session
 from kretry.console.tally import Tally
-from kretry.console.tiers import WAITING, tiers
+from kretry.console.tiers import WAITING, next_due, tiers
 from kretry.errors import KretryError, ReplayInProgress
 from kretry.retrier import Retrier
 from kretry.web import guard
 from kretry.web.body import BadRequest, read_body
 
 FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+OVERVIEW_HEADS = 20  # records a partition read for the overview's next due time
 
 
 class Refused(Exception):
@@ -167,11 +168,11 @@ class Console:
         self.session(request)
         if self.tally is not None:
             self.tally.counts()  # counting starts here, so that the dead set has its counts when opened
-        return self.render(request, "overview.html", _overview(self.overview))
+        return self.render(request, "overview.html", _overview(self.overview, self.retrier))
 
     def rows(self, request: Request) -> Response:
         self.session(request)
-        return self.render(request, "_stages.html", _overview(self.overview))
+        return self.render(request, "_stages.html", _overview(self.overview, self.retrier))
 
     def dead(self, request: Request) -> Response:
         self.session(request)
@@ -276,9 +277,10 @@ class Console:
         return self.render(request, "error.html", {"message": f"{type(exc).__name__}: {exc}"}, status=503)
 
 
-def _overview(overview: Overview) -> dict[str, Any]:
+def _overview(overview: Overview, retrier: Retrier) -> dict[str, Any]:
     stages, dead = overview.look()
-    return {"stages": stages, "dead": dead}
+    # The first records of each partition only: tiers fill in due order but for RetryLater and replays.
+    return {"stages": stages, "dead": dead, "next_due": next_due(tiers(retrier, OVERVIEW_HEADS))}
 
 
 def _short(error: str | None, limit: int = 140) -> str:

@@ -34,7 +34,18 @@ class Tier:
     first: list[Waiting]  # the first WAITING of them, soonest due first
 
 
-def tiers(retrier: Retrier) -> list[Tier]:
+def next_due(found: list[Tier]) -> dict[str, int]:
+    """Pure: per tier topic, the earliest due time among the records read (what the overview shows)."""
+    out = {}
+    for tier in found:
+        due = [w.due_at_ms for w in tier.first if w.due_at_ms is not None]
+        if due:
+            out[tier.topic] = min(due)
+    return out
+
+
+def tiers(retrier: Retrier, shown: int = WAITING) -> list[Tier]:
+    """Each retry tier's waiting records, the first ``shown`` of each partition."""
     seen: set[str] = set()
     out = []
     conf = reader_conf(retrier.settings, f"{retrier.group_id}.console")
@@ -46,10 +57,10 @@ def tiers(retrier: Retrier) -> list[Tier]:
             seen.add(spec.topic)
             ranges = unfinished(reader, conf, spec.topic, spec.group)
             count = sum(end - start for _, start, end in ranges)
-            bounded = [(tp, start, min(end, start + WAITING)) for tp, start, end in ranges]
+            bounded = [(tp, start, min(end, start + shown)) for tp, start, end in ranges]
             first = [_waiting(msg) for msg in read(reader, bounded)]
             first.sort(key=lambda w: (w.due_at_ms or 0, w.partition, w.offset))
-            out.append(Tier(spec.topic, spec.handler.topic, spec.delay, count, first[:WAITING]))
+            out.append(Tier(spec.topic, spec.handler.topic, spec.delay, count, first[:shown]))
     finally:
         reader.close()
     return out

@@ -36,6 +36,9 @@ def test_retry_now_and_kill_from_the_tiers_page(
         wait_until(lambda: end_offsets(bootstrap, tier) == [4], timeout=60, what="four waiting an hour in the tier")
 
         page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        due = page.locator(f'tr[data-stage="{topic}/retry_1"] td.due').inner_text()
+        assert due.startswith(time.strftime("%Y-", time.gmtime())), due  # an hour ahead, shown on the overview
         page.goto(f"http://127.0.0.1:{port}/tiers")
         section = page.locator(f'section[data-tier="{tier}"]')
         assert section.locator(".waiting").inner_text() == "4"
