@@ -35,6 +35,19 @@ ROWS: list[tuple[str, str, str, str, Any]] = [
         "< 500",
         lambda v: v < 500,
     ),
+    (
+        "gateway_accept_rps",
+        "10. Gateway: accepted events/s, 8 clients, one instance",
+        "/s",
+        ">= 5000",
+        lambda v: v >= 5000,
+    ),
+    ("gateway_accept_ratio", "10. Gateway: accepted events/s, gateway / bare durable accept", "x", "", None),
+    ("gateway_accept_p99_ms", "10. Gateway: accept latency p99", "ms", "< 25", lambda v: v < 25),
+    ("gateway_rss_mb", "10. Gateway: instance RSS after the load", "MB", "< 150", lambda v: v < 150),
+    ("gateway_scale_ratio", "10. Gateway: two instances / one, 32 clients", "x", "", None),
+    ("gateway_lateness_p99_ms", "10. Gateway: delivery lateness p99, 1 s delay", "ms", "< 50", lambda v: v < 50),
+    ("gateway_lost_events", "10. Gateway: events lost", "", "0", lambda v: v == 0),
 ]
 
 
