@@ -88,6 +88,11 @@ class DueStage:
         self._consumer.subscribe([self._names.due], on_assign=self._on_assign, on_revoke=self._on_revoke)
         try:
             while not self._stopping.is_set():
+                if self._saturated():
+                    # Every slot busy with a record due: wait for one to finish rather than spin on the consumer,
+                    # which would take the interpreter from the deliveries that free the slots.
+                    self._wake.wait(0.05)
+                self._wake.clear()
                 for msg in take(self._consumer, 1000, self._timeout()):
                     self._take(msg)
                 self._start_due()
@@ -104,11 +109,15 @@ class DueStage:
             sqs_endpoint_url=self._settings.gateway_sqs_endpoint_url,
         )
 
+    def _saturated(self) -> bool:
+        due = bool(self._heap) and self._heap[0][0] <= time.time() * 1000
+        return due and not self._finished and self._running >= self._settings.gateway_concurrency
+
     def _timeout(self) -> float:
         if self._finished:
             return 0.0
-        if not self._heap:
-            return 0.05
+        if not self._heap or self._running >= self._settings.gateway_concurrency:
+            return 0.05  # nothing to start before a record comes, or a slot frees (the wake above)
         return min(0.05, max(0.0, self._heap[0][0] / 1000 - time.time()))
 
     def _take(self, msg: Any) -> None:
@@ -154,6 +163,7 @@ class DueStage:
                 log.error("delivery follow-up not acknowledged; tried again", error=str(future.exception()))
             self._finished.append((partition, offset, item, ok))
             self._slots.release()
+            self._wake.set()
 
         return done
 
