@@ -40,4 +40,7 @@ def app(topic: str) -> Starlette:
 
 
 if __name__ == "__main__":
-    uvicorn.run(app(sys.argv[2]), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", http="h11")
+    # The same parser and event loop as the gateway (kretry.web.server, fast=True).
+    uvicorn.run(
+        app(sys.argv[2]), host="127.0.0.1", port=int(sys.argv[1]), log_level="warning", http="httptools", loop="uvloop"
+    )

@@ -7,17 +7,18 @@ DELETE /v1/config/{identifier}  its pending events are dead-lettered when they c
 POST /v1/event                  200 scheduled (first time / n)   404 no configuration   412 maxRetry reached
                                 400 malformed   413 too large   503 not confirmed durably on Kafka in time
 
-Every post goes through the owner of its key's partition (kretry.gateway.owner), so that counts and "already set"
-are exact however many instances answer; the answer comes only once what it says is acknowledged by the broker.
+Every post is decided by the owner of its key's partition, so that counts and "already set" are exact however many
+instances answer: here when this instance owns it (kretry.gateway.direct), else through the requests topic
+(kretry.gateway.owner). The answer comes only once what it says is acknowledged by the broker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import itertools
 import json
 import time
-import uuid
 from typing import Any, Protocol
 
 from starlette.concurrency import run_in_threadpool
@@ -27,12 +28,13 @@ from starlette.routing import Route
 
 from kretry.gateway import configs, counts
 from kretry.gateway.configs import Config
+from kretry.gateway.direct import Direct
 from kretry.gateway.events import CONFIG, DELETE, POST, Reply, Request, canonical, event_id
 from kretry.gateway.metrics import GatewayMetrics
 from kretry.gateway.outbox import Outbox
 from kretry.gateway.replies import Replies
 from kretry.gateway.settings import GatewaySettings
-from kretry.gateway.topics import Names
+from kretry.gateway.topics import Names, request_partition
 from kretry.web.body import BadRequest, read_body
 from kretry.web.responses import JSONAnswer, error
 
@@ -53,6 +55,7 @@ class Api:
         names: Names,
         outbox: Outbox,
         replies: Replies,
+        direct: Direct,
         view: Configs,
         metrics: GatewayMetrics,
         seal: Any,
@@ -61,6 +64,10 @@ class Api:
         self._names = names
         self._outbox = outbox
         self._replies = replies
+        self._direct = direct
+        # Unique across instances and restarts (the instance id is random): cheaper than a uuid4 per post, which
+        # reads the kernel's random source each time.
+        self._ids = itertools.count()
         self._view = view
         self._metrics = metrics
         self._seal = seal
@@ -135,27 +142,40 @@ class Api:
         timeout = self._settings.gateway_accept_timeout
         request = Request(
             kind=kind,
-            id=uuid.uuid4().hex,
+            id=f"{self._replies.instance}-{next(self._ids):x}",
             origin=self._replies.instance,
             deadline_ms=int((time.time() + timeout) * 1000),
             identifier=identifier,
             **fields,
         )
-        waiting = self._replies.expect(request.id)
-        # The owner may answer before the broker's acknowledgement of the request reaches us: the answer is
-        # awaited at once, and a request the broker refused fails it as soon as that is known.
-        sent = asyncio.ensure_future(self._outbox.send(self._names.requests, key.encode(), request.encode()))
-        sent.add_done_callback(lambda task: _refused(task, waiting))
+        raw_key = key.encode()
+        direct = self._direct.post(request, raw_key) if kind == POST else None
+        if kind == POST:
+            self._metrics.decided.labels("here" if direct is not None else "owner").inc()
         try:
-            # A second past the deadline: the owner refuses a request past it, so no answer by then means never.
-            reply: Reply = await asyncio.wait_for(waiting, timeout + 1.0)
+            if direct is not None:
+                # Answered once the event and its count are acknowledged, or refused: within the accept timeout.
+                reply: Reply = await asyncio.wait_for(direct, timeout + 1.0)
+            else:
+                reply = await self._through_owner(request, raw_key, timeout)
         except (OSError, asyncio.TimeoutError):
             return PlainTextResponse(UNAVAILABLE, status_code=503)
-        finally:
-            self._replies.forget(request.id)
         if reply.status == 503:
             return PlainTextResponse(UNAVAILABLE, status_code=503)
         return PlainTextResponse(reply.text, status_code=reply.status)
+
+    async def _through_owner(self, request: Request, key: bytes, timeout: float) -> Reply:
+        waiting = self._replies.expect(request.id)
+        # The owner may answer before the broker's acknowledgement of the request reaches us: the answer is
+        # awaited at once, and a request the broker refused fails it as soon as that is known.
+        partition = request_partition(key, self._settings.gateway_partitions)
+        sent = asyncio.ensure_future(self._outbox.send(self._names.requests, key, request.encode(), (), partition))
+        sent.add_done_callback(lambda task: _refused(task, waiting))
+        try:
+            # A second past the deadline: the owner refuses a request past it, so no answer by then means never.
+            return await asyncio.wait_for(waiting, timeout + 1.0)
+        finally:
+            self._replies.forget(request.id)
 
     async def _changed(self, answer: Response) -> Response:
         if answer.status_code == 200:

@@ -17,7 +17,7 @@ from kretry.gateway.deliver import Deliverer, HttpTarget, Outcome, SqsTarget
 from kretry.gateway.events import RETRY, Request, Scheduled, ms_ceil
 from kretry.gateway.outbox import Outbox
 from kretry.gateway.settings import GatewaySettings
-from kretry.gateway.topics import Names
+from kretry.gateway.topics import Names, request_partition
 
 Observe = Callable[[str, str, str], None]  # (identifier, integration type, outcome)
 
@@ -89,7 +89,8 @@ async def attempt(
             not_before_ms=ms_ceil(not_before) if not_before else 0,
             attempt=event.attempt,
         )
-        await outbox.send(names.requests, item.key, request.encode())
+        partition = request_partition(item.key, settings.gateway_partitions)
+        await outbox.send(names.requests, item.key, request.encode(), partition=partition)
 
 
 async def _dead(

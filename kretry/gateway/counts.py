@@ -33,7 +33,12 @@ class Decision:
     errors: dict[int, str] = field(default_factory=dict)
 
 
-def decide(request: Request, count: Count | None, config: Config | None, now_ms: int, ttl_ms: int) -> Decision:
+def decide(
+    request: Request, count: Count | None, config: Config | None, now_ms: int, ttl_ms: int, *, remember: bool = True
+) -> Decision:
+    """``remember``: keep the request's answer in its count, for a request that may be read again (through the
+    requests topic, after a crash). A post decided where it was taken is never read again: its answer would only
+    cost memory, a few hundred bytes an event."""
     if count is not None and count.expires_ms <= now_ms:
         count = None
     if count is not None:
@@ -41,11 +46,13 @@ def decide(request: Request, count: Count | None, config: Config | None, now_ms:
         if answer is not None:  # read again after a crash: answered, not counted again
             return Decision(status=answer[0], text=answer[1])
     if request.kind == POST:
-        return _post(request, count, config, now_ms, ttl_ms)
+        return _post(request, count, config, now_ms, ttl_ms, remember)
     return _retry(request, count, config, now_ms, ttl_ms)
 
 
-def _post(request: Request, count: Count | None, config: Config | None, now_ms: int, ttl_ms: int) -> Decision:
+def _post(
+    request: Request, count: Count | None, config: Config | None, now_ms: int, ttl_ms: int, remember: bool
+) -> Decision:
     if request.deadline_ms < now_ms:
         return Decision(status=503, text=EXPIRED)
     if config is None:
@@ -61,7 +68,7 @@ def _post(request: Request, count: Count | None, config: Config | None, now_ms: 
         status=200,
         text=text,
         schedule=Scheduled(config.identifier, n, due, pending),
-        count=_counted(count, n, due, ttl_ms, (request.id, 200, text)),
+        count=_counted(count, n, due, ttl_ms, (request.id, 200, text) if remember else None),
     )
 
 
@@ -84,7 +91,9 @@ def _retry(request: Request, count: Count | None, config: Config | None, now_ms:
     )
 
 
-def _counted(count: Count | None, n: int, due: int, ttl_ms: int, answer: tuple[str, int, str]) -> Count:
+def _counted(count: Count | None, n: int, due: int, ttl_ms: int, answer: tuple[str, int, str] | None) -> Count:
     last_due = max(due, count.last_due_ms if count is not None else 0)
-    previous = count.answered if count is not None else ()
-    return Count(n=n, last_due_ms=last_due, expires_ms=last_due + ttl_ms, answered=keep_answers([*previous, answer]))
+    answered = count.answered if count is not None else ()
+    if answer is not None:
+        answered = keep_answers([*answered, answer])
+    return Count(n=n, last_due_ms=last_due, expires_ms=last_due + ttl_ms, answered=answered)

@@ -55,7 +55,11 @@ class DueStage:
         self._stopping = stopping
         self._observe = observe
         self._lateness = lateness
-        self._consumer = Consumer(consumer_conf(settings, names.group("delivery"), main=False))
+        conf = consumer_conf(settings, names.group("delivery"), main=False)
+        # Records come here up to a second before they are due: one fetch per fetch.wait.max.ms (25 ms) rather than
+        # one per record sent. Only an event due at once (a 0 s delay) waits for it.
+        conf["fetch.min.bytes"] = 1_000_000
+        self._consumer = Consumer(conf)
         self._heap: list[tuple[int, int, int, int, Attempt]] = []  # (due ms, seq, partition, offset, attempt)
         self._seq = itertools.count()
         self._offsets: dict[int, PartitionOffsets] = {}

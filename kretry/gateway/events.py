@@ -166,7 +166,7 @@ class Reply:
         return cls(id=d["id"], status=int(d["status"]), text=d["text"])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # one per event remembered: kept small
 class Count:
     """How many deliveries of one event were scheduled, and until when it is remembered."""
 

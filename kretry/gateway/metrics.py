@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-# Accepting waits for two acknowledgements and an owner's turn: milliseconds, up to the accept timeout.
+# Accepting waits for one or three round trips to the broker: milliseconds, up to the accept timeout.
 ACCEPT_BUCKETS = (0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 LATENESS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0)
 
@@ -23,6 +23,13 @@ class GatewayMetrics:
             "Delivery attempts to one integration, by identifier, integration type and outcome "
             "(delivered, failed: retried later, refused: dead-lettered)",
             ["identifier", "type", "outcome"],
+            registry=self.registry,
+        )
+        self.decided = Counter(
+            "kretry_gateway_posts_decided",
+            "POST /v1/event by where its count was decided: here (this instance owns the event's partition: one "
+            "round trip to the broker) or owner (another instance, through the requests topic: three)",
+            ["where"],
             registry=self.registry,
         )
         self.accept_seconds = Histogram(

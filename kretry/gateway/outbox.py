@@ -1,6 +1,10 @@
 """The gateway's one producer: idempotent, its acknowledgements served by a thread of its own, waited for either
 by a batch (a loop thread) or by an awaitable (a request).
 
+Awaitables are settled in bulk: what one poll of the producer acknowledged reaches each event loop in one
+``call_soon_threadsafe``, not one each. Every such call writes to the loop's wake-up pipe and wakes it; one per
+post cost more than the post's own work in the accept profile.
+
 Nothing is answered or committed before the broker acknowledged what it rests on; a send the broker did not take
 in time fails (``message.timeout.ms`` is the gateway's accept timeout), it never hangs.
 """
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,6 +69,8 @@ class Outbox:
         conf.setdefault("linger.ms", 0)
         conf.setdefault("message.timeout.ms", int(settings.gateway_accept_timeout * 1000))
         self._producer = Producer(conf)
+        # Filled by the acknowledgement callbacks (and by a send refused at once, from the asker's thread).
+        self._settled: deque[tuple[asyncio.Future[Any], Any]] = deque()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="kretry-gateway-acks", daemon=True)
         self._thread.start()
@@ -71,6 +78,20 @@ class Outbox:
     def _serve(self) -> None:
         while not self._stopping.is_set():
             self._producer.poll(0.05)
+            self._wake()
+
+    def settle_soon(self, future: asyncio.Future[Any], result: Any) -> None:
+        """Set ``future``'s result on its own loop, with the others the same poll acknowledged (from any thread)."""
+        self._settled.append((future, result))
+
+    def _wake(self) -> None:
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+        while self._settled:
+            future, result = self._settled.popleft()
+            by_loop.setdefault(future.get_loop(), []).append((future, result))
+        for loop, items in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # a loop closed meanwhile: no one waits there any more
+                loop.call_soon_threadsafe(_settle_all, items)
 
     def produce(
         self,
@@ -91,17 +112,17 @@ class Outbox:
     def batch(self) -> Batch:
         return Batch(self)
 
-    async def send(self, topic: str, key: bytes | str | None, value: bytes | None, headers: Headers = ()) -> None:
+    async def send(
+        self, topic: str, key: bytes | str | None, value: bytes | None, headers: Headers = (), partition: int = -1
+    ) -> None:
         """Send one record and wait for the broker to take it; raises OSError when it did not."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[str | None] = loop.create_future()
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
 
         def acked(err: KafkaError | None, _msg: Any) -> None:
-            text = None if err is None else err.str()
-            loop.call_soon_threadsafe(_settle, future, text)
+            self.settle_soon(future, None if err is None else err.str())
 
         try:
-            self.produce(topic, key, value, headers, -1, acked)
+            self.produce(topic, key, value, headers, partition, acked)
         except BufferError as exc:
             raise OSError(f"producer queue full: {exc}") from None
         error = await future
@@ -118,9 +139,11 @@ class Outbox:
         left: int = self._producer.flush(timeout)
         self._stopping.set()
         self._thread.join(2)
+        self._wake()
         return left
 
 
-def _settle(future: asyncio.Future[str | None], error: str | None) -> None:
-    if not future.done():
-        future.set_result(error)
+def _settle_all(items: list[tuple[asyncio.Future[Any], Any]]) -> None:
+    for future, result in items:
+        if not future.done():
+            future.set_result(result)

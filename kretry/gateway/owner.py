@@ -7,6 +7,10 @@ acknowledged, the offsets. A count is never written before what it counts: a req
 answered from its count when that was written, not counted twice, and decided again when it was not (its event at
 worst scheduled twice, never lost). If a step fails, the batch's counts are put back as they were and the batch is
 read again.
+
+The counts live in a Ledger shared with the posts this instance decides itself (kretry.gateway.direct): the keys of
+a batch are busy there until their counts are written, and a partition is given up only once its direct decisions
+were acknowledged.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 
 from kretry.config import consumer_conf
 from kretry.gateway import counts, deadletter
-from kretry.gateway.configs import Config
 from kretry.gateway.consume import take, watermarks
 from kretry.gateway.events import CONFIG, DELETE, Count, Reply, Request, Scheduled, ms_ceil
+from kretry.gateway.ledger import Ledger
 from kretry.gateway.outbox import Batch, Outbox
 from kretry.gateway.replies import reply_partition
 from kretry.gateway.settings import GatewaySettings
@@ -57,6 +61,7 @@ class Owner:
         names: Names,
         outbox: Outbox,
         view: ConfigView,
+        ledger: Ledger,
         stopping: threading.Event,
         on_decided: Callable[[str, int], None] = lambda identifier, status: None,
     ) -> None:
@@ -64,16 +69,14 @@ class Owner:
         self._names = names
         self._outbox = outbox
         self._view = view
+        self._ledger = ledger
         self._stopping = stopping
         self._on_decided = on_decided
         self._partitions = settings.gateway_partitions
         self._ttl_ms = int(settings.gateway_count_ttl * 1000)
         conf = consumer_conf(settings, names.group("owners"), main=True)
-        conf.setdefault("fetch.wait.max.ms", 5)
+        conf.setdefault("fetch.wait.max.ms", 100)
         self._consumer = Consumer(conf)
-        self._counts: dict[int, dict[str, Count]] = {}
-        # Configurations this owner wrote, until the view has them too: "already set" must not wait for the view.
-        self._written: dict[str, tuple[Config | None, float]] = {}
         self._last_sweep = time.monotonic()
         self.assigned = threading.Event()
 
@@ -81,16 +84,17 @@ class Owner:
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         ends = {p: watermarks(consumer, self._names.configs, p, 10)[1] for p in range(self._partitions)}
-        for tp in partitions:
-            self._counts[tp.partition] = self._load(tp.partition)
+        tables = {tp.partition: self._load(tp.partition) for tp in partitions}
         # What the previous owner wrote is acknowledged, so it is below the ends read now: wait until it is seen.
         self._view.wait_for(ends, 10)
+        for partition, table in tables.items():
+            self._ledger.own(partition, table)
         self.assigned.set()
         log.info("owner assigned", partitions=sorted(tp.partition for tp in partitions))
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        for tp in partitions:
-            self._counts.pop(tp.partition, None)
+        if not self._ledger.give_up([tp.partition for tp in partitions], ACK_TIMEOUT):
+            log.error("direct decisions unacknowledged at revocation; their counts may be missed by the next owner")
 
     def _load(self, partition: int) -> dict[str, Count]:
         """The counts of one partition, as its previous owners left them; raises when they cannot all be read, since
@@ -135,7 +139,8 @@ class Owner:
         try:
             while not self._stopping.is_set():
                 msgs = take(self._consumer, 500, 0.1)
-                good = [m for m in msgs if self._readable(m)]
+                # A partition revoked meanwhile is its next owner's to decide.
+                good = [m for m in msgs if self._readable(m) and m.partition() in self._ledger.tables]
                 if good:
                     self._batch(good)
                 if time.monotonic() - self._last_sweep > SWEEP_EVERY:
@@ -158,18 +163,35 @@ class Owner:
         counted: list[tuple[int, str, Count]] = []
         undo: dict[tuple[int, str], Count | None] = {}
         replies: list[tuple[Request, int, str]] = []
-        for msg in msgs:
-            try:
-                request = Request.decode(msg.value() or b"")
-            except (ValueError, KeyError, TypeError) as exc:
-                log.error("unreadable request", partition=msg.partition(), offset=msg.offset(), error=str(exc))
-                continue
-            if request.kind in (CONFIG, DELETE):
-                status, text = self._configure(request, first, now)
-            else:
-                status, text = self._count(msg, request, first, counted, undo, now, now_ms)
-            if status and request.origin:
-                replies.append((request, status, text))
+        with self._ledger.lock:
+            for msg in msgs:
+                try:
+                    request = Request.decode(msg.value() or b"")
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.error("unreadable request", partition=msg.partition(), offset=msg.offset(), error=str(exc))
+                    continue
+                if request.kind in (CONFIG, DELETE):
+                    status, text = self._configure(request, first, now)
+                else:
+                    status, text = self._count(msg, request, first, counted, undo, now, now_ms)
+                if status and request.origin:
+                    replies.append((request, status, text))
+            busy = {key for _, key in undo}
+            self._ledger.busy |= busy
+        try:
+            self._carry_out(msgs, first, counted, undo, replies)
+        finally:
+            with self._ledger.lock:
+                self._ledger.busy -= busy
+
+    def _carry_out(
+        self,
+        msgs: list[Any],
+        first: Batch,
+        counted: list[tuple[int, str, Count]],
+        undo: dict[tuple[int, str], Count | None],
+        replies: list[tuple[Request, int, str]],
+    ) -> None:
         if not first.wait(ACK_TIMEOUT):
             self._retry_batch(msgs, undo, first.errors)
             return
@@ -205,8 +227,8 @@ class Owner:
     ) -> tuple[int, str]:
         partition = msg.partition()
         key = (msg.key() or b"").decode()
-        table = self._counts.setdefault(partition, {})
-        config = self._config(request.identifier, now)
+        table = self._ledger.tables[partition]
+        config = self._ledger.config(request.identifier, now)
         decision = counts.decide(request, table.get(key), config, now_ms, self._ttl_ms)
         if decision.schedule is not None:
             topic, event = route(self._names, decision.schedule, now)
@@ -227,39 +249,34 @@ class Owner:
             counted.append((partition, key, decision.count))
         return decision.status, decision.text
 
-    def _config(self, identifier: str, now: float) -> Config | None:
-        written = self._written.get(identifier)
-        if written is not None and now - written[1] < 60:
-            return written[0]
-        return self._view.get(identifier)
-
     def _configure(self, request: Request, batch: Batch, now: float) -> tuple[int, str]:
         if request.deadline_ms < now * 1000:
             return 503, counts.EXPIRED
-        existing = self._config(request.identifier, now)
+        existing = self._ledger.config(request.identifier, now)
         if request.kind == DELETE:
             if existing is None:
                 return 404, counts.NOT_FOUND
             batch.send(self._names.configs, request.identifier, None)
-            self._written[request.identifier] = (None, now)
+            self._ledger.wrote(request.identifier, None, now)
             return 200, DELETED
         if existing is not None:
             return 400, ALREADY_SET
         assert request.config is not None
         batch.send(self._names.configs, request.identifier, json.dumps(request.config).encode())
-        self._written[request.identifier] = (self._view.parse(dict(request.config)), now)
+        self._ledger.wrote(request.identifier, self._view.parse(dict(request.config)), now)
         return 200, CREATED
 
     def _retry_batch(self, msgs: list[Any], undo: dict[tuple[int, str], Count | None], errors: list[str]) -> None:
         log.error("owner batch not acknowledged; reading it again", errors=errors[:3])
-        for (partition, key), count in undo.items():
-            table = self._counts.get(partition)
-            if table is None:
-                continue
-            if count is None:
-                table.pop(key, None)
-            else:
-                table[key] = count
+        with self._ledger.lock:
+            for (partition, key), count in undo.items():
+                table = self._ledger.tables.get(partition)
+                if table is None:
+                    continue
+                if count is None:
+                    table.pop(key, None)
+                else:
+                    table[key] = count
         first: dict[int, int] = {}
         for msg in msgs:
             first[msg.partition()] = min(first.get(msg.partition(), msg.offset()), msg.offset())
@@ -272,10 +289,10 @@ class Owner:
         self._last_sweep = time.monotonic()
         now_ms = int(time.time() * 1000)
         batch = self._outbox.batch()
-        for partition, table in self._counts.items():
-            for key in [k for k, c in table.items() if c.expires_ms <= now_ms]:
-                del table[key]
-                batch.send(self._names.counts, key, None, partition=partition)
-        for identifier in [i for i, (_, at) in self._written.items() if time.time() - at > 60]:
-            del self._written[identifier]
+        with self._ledger.lock:
+            for partition, table in self._ledger.tables.items():
+                for key in [k for k, c in table.items() if c.expires_ms <= now_ms]:
+                    del table[key]
+                    batch.send(self._names.counts, key, None, partition=partition)
+            self._ledger.forget_written(time.time())
         batch.wait(ACK_TIMEOUT)

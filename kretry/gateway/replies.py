@@ -25,7 +25,7 @@ def reply_partition(instance: str, partitions: int) -> int:
 class Replies:
     def __init__(self, settings: GatewaySettings, topic: str, partitions: int, instance: str) -> None:
         conf = consumer_conf(settings, "kretry-gateway-unused", main=True)
-        conf.update({"enable.auto.commit": False, "fetch.wait.max.ms": 5})
+        conf.update({"enable.auto.commit": False, "fetch.wait.max.ms": 100})
         self._consumer = Consumer(conf)
         self._topic = topic
         self.instance = instance

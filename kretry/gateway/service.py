@@ -20,7 +20,9 @@ from kretry.config import admin_conf
 from kretry.errors import BrokerUnavailable
 from kretry.gateway import secrets
 from kretry.gateway.api import Api
+from kretry.gateway.direct import Direct
 from kretry.gateway.due import DueStage
+from kretry.gateway.ledger import Ledger
 from kretry.gateway.metrics import GatewayMetrics
 from kretry.gateway.outbox import Outbox
 from kretry.gateway.owner import Owner
@@ -71,7 +73,11 @@ class Gateway:
         self.outbox = Outbox(settings)
         self.view = ConfigView(settings, self.names.configs, width, self._sealer.unseal)
         self.replies = Replies(settings, self.names.replies, width, self.instance)
-        self.api = Api(settings, self.names, self.outbox, self.replies, self.view, self.metrics, self._sealer.seal)
+        self.ledger = Ledger(self.view)
+        direct = Direct(settings, self.names, self.outbox, self.ledger)
+        self.api = Api(
+            settings, self.names, self.outbox, self.replies, direct, self.view, self.metrics, self._sealer.seal
+        )
         self.owner: Owner | None = None
         self._assigned: dict[str, threading.Event] = {}
 
@@ -88,7 +94,7 @@ class Gateway:
         create_topics(admin, needs(self.settings, self.names))
         self.view.start(timeout)
         self.replies.start(timeout)
-        self.owner = Owner(self.settings, self.names, self.outbox, self.view, self.stopping)
+        self.owner = Owner(self.settings, self.names, self.outbox, self.view, self.ledger, self.stopping)
         wheel = Wheel(self.settings, self.names, self.outbox, self.view, self.stopping)
         due = DueStage(
             self.settings, self.names, self.outbox, self.view, self.stopping, self.metrics.delivered, self.metrics.late

@@ -1,8 +1,9 @@
 """Pure: the gateway's topics and consumer groups, and the timing wheel that holds an event until it is due.
 
 ``<prefix>.configs``   compacted: one record per identifier, its configuration (a tombstone once deleted)
-``<prefix>.requests``  every post of an event and every failed delivery, keyed by the event: its partition's
-                       owner counts them one at a time, so that a count is exact across instances
+``<prefix>.requests``  posts taken by an instance that does not own the event's partition, and failed
+                       deliveries, keyed by the event: the partition's owner counts them one at a time, so that a
+                       count is exact across instances (a post to the owner is decided there, kretry.gateway.direct)
 ``<prefix>.counts``    compacted, partitioned as requests: the owners' counts, read back by a new owner
 ``<prefix>.replies``   the owners' answers to the instance that asked
 ``<prefix>.wait-<d>``  the wheel: an event waits ``d`` here, then moves on to the largest bucket that fits what
@@ -16,6 +17,7 @@ bucket, so an event visits each bucket at most once: 18 hops at most for 36 hour
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
 
 # Seconds: 1, 2, 4, ... 2**17 (about 36 h).
@@ -82,3 +84,9 @@ def bucket_for(remaining: float) -> int | None:
 def next_topic(names: Names, remaining: float) -> str:
     delay = bucket_for(remaining)
     return names.due if delay is None else names.bucket(delay)
+
+
+def request_partition(key: bytes, partitions: int) -> int:
+    """The partition of ``<prefix>.requests`` (and of ``.counts``) an event's records go to: chosen here, not by the
+    producer's partitioner (a setting may change that), so that an instance knows whether it owns an event."""
+    return zlib.crc32(key) % partitions

@@ -44,7 +44,7 @@ def settings(bootstrap: str, prefix: str, **extra: Any) -> GatewaySettings:
 def serving(bootstrap: str, prefix: str, **extra: Any) -> Iterator[tuple[Gateway, str]]:
     """A started gateway and its base URL; stopped on leaving."""
     gateway = Gateway(settings(bootstrap, prefix, **extra))
-    server = AppServer(lambda loopback: create_app(gateway), "127.0.0.1", 0)
+    server = AppServer(lambda loopback: create_app(gateway), "127.0.0.1", 0, fast=True)  # as `kretry gateway`
     gateway.start(30)
     server.start()
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -172,7 +173,8 @@ def test_secrets_are_sealed_at_rest_with_a_key(gateway_prefix: str, kafka: Broke
 
 
 def test_a_post_the_broker_does_not_take_in_time_is_503(gateway_prefix: str, kafka: Broker) -> None:
-    """The requests topic gone (auto-creation is off): the post is never acknowledged, and never answered 200."""
+    """The requests and counts topics gone (auto-creation is off): whichever way the post is decided, here or by
+    another owner, it is never acknowledged, and never answered 200."""
     from confluent_kafka.admin import AdminClient
 
     prefix = gateway_prefix
@@ -180,7 +182,8 @@ def test_a_post_the_broker_does_not_take_in_time_is_503(gateway_prefix: str, kaf
         body = config(unique("id"), ["http://127.0.0.1:9/x"], ["1h"])
         assert httpx.post(f"{url}/v1/config", json=body).status_code == 200
         admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
-        admin.delete_topics([gateway.names.requests])[gateway.names.requests].result(30)
+        for future in admin.delete_topics([gateway.names.requests, gateway.names.counts]).values():
+            future.result(30)
         answer = httpx.post(f"{url}/v1/event", json={"identifier": body["identifier"], "eventBody": {}}, timeout=30)
     assert answer.status_code == 503
 
@@ -195,3 +198,55 @@ def _read_all(bootstrap: str, topic: str) -> bytes:
         check=True,
     )
     return out.stdout
+
+
+def _decided(url: str) -> dict[str, float]:
+    """The instance's posts by where they were decided, from its /metrics."""
+    out = {"here": 0.0, "owner": 0.0}
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        if line.startswith("kretry_gateway_posts_decided_total{"):
+            where = line.split('where="', 1)[1].split('"', 1)[0]
+            out[where] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def test_one_instance_decides_every_post_itself_and_two_share_them_counting_exactly(
+    gateway_prefix: str, kafka: Broker
+) -> None:
+    """Alone, an instance owns every partition: each post is one round trip. With two, a post of an event the other
+    owns goes through the requests topic; the same event posted to both in turn is still counted exactly."""
+    with serving(kafka.bootstrap, gateway_prefix) as (_, one):
+        identifier = unique("id")
+        assert httpx.post(f"{one}/v1/config", json=config(identifier, ["http://127.0.0.1:9/x"], ["1h"] * 4)).is_success
+        for i in range(10):
+            assert httpx.post(f"{one}/v1/event", json={"identifier": identifier, "eventBody": {"i": i}}).is_success
+        assert _decided(one) == {"here": 10, "owner": 0}
+
+        with serving(kafka.bootstrap, gateway_prefix) as (_, two):
+            wait_until_both_own_a_partition = time.monotonic() + 30
+            while True:  # the first instance gave a partition up once the second joined
+                event = {"identifier": identifier, "eventBody": {"probe": time.monotonic()}}
+                before = _decided(one)["owner"]
+                assert httpx.post(f"{one}/v1/event", json=event, timeout=30).is_success
+                if _decided(one)["owner"] > before:
+                    break
+                assert time.monotonic() < wait_until_both_own_a_partition, "no partition moved to the second"
+            answers = []
+            for n in range(6):
+                for i in range(10):
+                    url = one if (n + i) % 2 else two
+                    answer = httpx.post(f"{url}/v1/event", json={"identifier": identifier, "eventBody": {"k": i}})
+                    answers.append((i, answer.status_code, answer.text))
+            by_event = {i: [(s, t) for j, s, t in answers if j == i] for i in range(10)}
+            for i, seen in by_event.items():
+                assert seen == [
+                    (200, "The event scheduled for retry first time!"),
+                    (200, "The event scheduled for retry 2"),
+                    (200, "The event scheduled for retry 3"),
+                    (200, "The event scheduled for retry 4"),
+                    (412, "The event retry exceed due to reached max retry count!"),
+                    (412, "The event retry exceed due to reached max retry count!"),
+                ], i
+            assert _decided(one)["here"] > 10
+            assert _decided(two)["here"] > 0
+            assert _decided(two)["owner"] > 0
