@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kretry.gateway import counts
-from kretry.gateway.events import Count, Reply, Request
+from kretry.gateway.events import Count, Reply, Request, ms_ceil
 from kretry.gateway.ledger import Ledger
 from kretry.gateway.outbox import Outbox
 from kretry.gateway.owner import route
@@ -49,7 +49,7 @@ class Direct:
                 return None
             previous = table.get(text_key)
             config = ledger.config(request.identifier, now)
-            decision = counts.decide(request, previous, config, int(now * 1000), self._ttl_ms, remember=False)
+            decision = counts.decide(request, previous, config, ms_ceil(now), self._ttl_ms, remember=False)
             if decision.schedule is None or decision.count is None:  # 404 or 412: nothing to write
                 answer.set_result(Reply(request.id, decision.status, decision.text))
                 return answer

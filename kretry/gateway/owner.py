@@ -158,7 +158,7 @@ class Owner:
 
     def _batch(self, msgs: list[Any]) -> None:
         now = time.time()
-        now_ms = int(now * 1000)
+        now_ms = ms_ceil(now)  # rounded up: a due time counted from it is never earlier than meant
         first = self._outbox.batch()
         counted: list[tuple[int, str, Count]] = []
         undo: dict[tuple[int, str], Count | None] = {}

@@ -13,7 +13,7 @@ from kretry.config import load_as
 from kretry.gateway import configs, counts
 from kretry.gateway.configs import Config
 from kretry.gateway.direct import REFUSED, Direct
-from kretry.gateway.events import POST, Count, Reply, Request, canonical, event_id
+from kretry.gateway.events import POST, Count, Reply, Request, Scheduled, canonical, event_id
 from kretry.gateway.ledger import Ledger
 from kretry.gateway.settings import GatewaySettings
 from kretry.gateway.topics import Names, request_partition
@@ -42,11 +42,13 @@ class Recorder:
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, int, Any]] = []
+        self.headers: list[Any] = []
         self.restored: list[tuple[str, bytes | None, int]] = []
         self.settled: list[tuple[asyncio.Future[Any], Any]] = []
 
     def produce(self, topic: str, key: Any, value: Any, headers: Any, partition: int, on_delivery: Any) -> None:
         self.sent.append((topic, value, partition, on_delivery))
+        self.headers.append(headers)
 
     def send_nowait(self, topic: str, key: Any, value: bytes | None, partition: int = -1) -> None:
         self.restored.append((topic, value, partition))
@@ -177,3 +179,16 @@ def test_giving_up_reports_decisions_left_unacknowledged() -> None:
     with ledger.lock:
         ledger.begin(PARTITION)
     assert ledger.give_up([PARTITION], 0.1) is False
+
+
+def test_an_event_is_never_due_before_its_delay_has_passed_since_the_post() -> None:
+    """Due times are whole milliseconds: counted from a time rounded down, an event could be delivered up to a
+    millisecond before its delay had passed."""
+    for n in range(50):
+        outbox = Recorder()
+        direct = Direct(SETTINGS, NAMES, outbox, _ledger())  # type: ignore[arg-type]
+        before = time.time()
+        _post(direct, f"r{n}")
+        event = Scheduled.read(outbox.headers[0])
+        assert event is not None
+        assert event.due_ms >= before * 1000 + 3_600_000
