@@ -19,6 +19,7 @@ import hmac
 import itertools
 import json
 import time
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from starlette.concurrency import run_in_threadpool
@@ -58,7 +59,7 @@ class Api:
         direct: Direct,
         view: Configs,
         metrics: GatewayMetrics,
-        seal: Any,
+        seal: Callable[[Mapping[str, Any]], Mapping[str, Any]],
     ) -> None:
         self._settings = settings
         self._names = names

@@ -21,9 +21,8 @@ from kretry.gateway import counts
 from kretry.gateway.events import Count, Reply, Request, ms_ceil
 from kretry.gateway.ledger import Ledger
 from kretry.gateway.outbox import Outbox
-from kretry.gateway.owner import route
 from kretry.gateway.settings import GatewaySettings
-from kretry.gateway.topics import Names, request_partition
+from kretry.gateway.topics import Names, request_partition, route
 
 REFUSED = "not confirmed by Kafka; the event was not scheduled"
 

@@ -23,12 +23,9 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from kretry.config import consumer_conf
 from kretry.gateway.attempt import Attempt, Observe, attempt
 from kretry.gateway.consume import take
+from kretry.gateway.context import Context
 from kretry.gateway.deliver import Deliverer
 from kretry.gateway.events import Scheduled
-from kretry.gateway.outbox import Outbox
-from kretry.gateway.settings import GatewaySettings
-from kretry.gateway.store import ConfigView
-from kretry.gateway.topics import Names
 from kretry.offsets import PartitionOffsets
 
 log = structlog.get_logger("kretry.gateway")
@@ -40,22 +37,19 @@ RETRY_AFTER = 1.0  # an attempt whose follow-up the broker did not take is tried
 class DueStage:
     def __init__(
         self,
-        settings: GatewaySettings,
-        names: Names,
-        outbox: Outbox,
-        view: ConfigView,
-        stopping: threading.Event,
+        ctx: Context,
         observe: Observe,
         lateness: Callable[[float], None],
     ) -> None:
+        settings = ctx.settings
         self._settings = settings
-        self._names = names
-        self._outbox = outbox
-        self._view = view
-        self._stopping = stopping
+        self._names = ctx.names
+        self._outbox = ctx.outbox
+        self._view = ctx.view
+        self._stopping = ctx.stopping
         self._observe = observe
         self._lateness = lateness
-        conf = consumer_conf(settings, names.group("delivery"), main=False)
+        conf = consumer_conf(settings, ctx.names.group("delivery"), main=False)
         # Records come here up to a second before they are due: one fetch per fetch.wait.max.ms (25 ms) rather than
         # one per record sent. Only an event due at once (a 0 s delay) waits for it.
         conf["fetch.min.bytes"] = 1_000_000

@@ -24,6 +24,8 @@ from kretry.config import producer_conf
 from kretry.gateway.settings import GatewaySettings
 
 Headers = Sequence[tuple[str, bytes]]
+# A loop waits this long for a batch's acknowledgements before it takes the batch as failed.
+ACK_TIMEOUT = 30.0
 
 
 class Batch:

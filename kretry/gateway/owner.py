@@ -27,54 +27,40 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 from kretry.config import consumer_conf
 from kretry.gateway import counts, deadletter
 from kretry.gateway.consume import take, watermarks
+from kretry.gateway.context import Context
 from kretry.gateway.events import CONFIG, DELETE, Count, Reply, Request, Scheduled, ms_ceil
 from kretry.gateway.ledger import Ledger
-from kretry.gateway.outbox import Batch, Outbox
+from kretry.gateway.outbox import ACK_TIMEOUT, Batch
 from kretry.gateway.replies import reply_partition
-from kretry.gateway.settings import GatewaySettings
-from kretry.gateway.store import ConfigView
-from kretry.gateway.topics import Names, bucket_for
+from kretry.gateway.topics import route
 
 log = structlog.get_logger("kretry.gateway")
 
 CREATED = "Configurations are created!"
 ALREADY_SET = "Configuration is already set for this identifier!"
 DELETED = "Configuration is deleted!"
-ACK_TIMEOUT = 30.0
 SWEEP_EVERY = 60.0
 LOAD_TIMEOUT = 120.0
-
-
-def route(names: Names, event: Scheduled, now: float) -> tuple[str, Scheduled]:
-    """Where a scheduled event goes next, with the time it leaves a bucket."""
-    delay = bucket_for(event.due_ms / 1000 - now)
-    if delay is None:
-        return names.due, Scheduled(event.identifier, event.attempt, event.due_ms, event.pending)
-    leave = ms_ceil(now + delay)
-    return names.bucket(delay), Scheduled(event.identifier, event.attempt, event.due_ms, event.pending, leave)
 
 
 class Owner:
     def __init__(
         self,
-        settings: GatewaySettings,
-        names: Names,
-        outbox: Outbox,
-        view: ConfigView,
+        ctx: Context,
         ledger: Ledger,
-        stopping: threading.Event,
         on_decided: Callable[[str, int], None] = lambda identifier, status: None,
     ) -> None:
+        settings = ctx.settings
         self._settings = settings
-        self._names = names
-        self._outbox = outbox
-        self._view = view
+        self._names = ctx.names
+        self._outbox = ctx.outbox
+        self._view = ctx.view
         self._ledger = ledger
-        self._stopping = stopping
+        self._stopping = ctx.stopping
         self._on_decided = on_decided
         self._partitions = settings.gateway_partitions
         self._ttl_ms = int(settings.gateway_count_ttl * 1000)
-        conf = consumer_conf(settings, names.group("owners"), main=True)
+        conf = consumer_conf(settings, ctx.names.group("owners"), main=True)
         conf.setdefault("fetch.wait.max.ms", 100)
         self._consumer = Consumer(conf)
         self._last_sweep = time.monotonic()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
@@ -32,7 +33,7 @@ class Sealer:
         raw = key.get_secret_value().encode() if key is not None else None
         self._aead = AESGCM(hashlib.sha256(raw).digest()) if raw else None
 
-    def seal(self, stored: dict[str, Any]) -> dict[str, Any]:
+    def seal(self, stored: Mapping[str, Any]) -> dict[str, Any]:
         return with_secrets(stored, self._seal_one)
 
     def unseal(self, stored: dict[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from kretry.config import admin_conf
 from kretry.errors import BrokerUnavailable
 from kretry.gateway import secrets
 from kretry.gateway.api import Api
+from kretry.gateway.context import Context
 from kretry.gateway.direct import Direct
 from kretry.gateway.due import DueStage
 from kretry.gateway.ledger import Ledger
@@ -94,11 +95,10 @@ class Gateway:
         create_topics(admin, needs(self.settings, self.names))
         self.view.start(timeout)
         self.replies.start(timeout)
-        self.owner = Owner(self.settings, self.names, self.outbox, self.view, self.ledger, self.stopping)
-        wheel = Wheel(self.settings, self.names, self.outbox, self.view, self.stopping)
-        due = DueStage(
-            self.settings, self.names, self.outbox, self.view, self.stopping, self.metrics.delivered, self.metrics.late
-        )
+        ctx = Context(self.settings, self.names, self.outbox, self.view, self.stopping)
+        self.owner = Owner(ctx, self.ledger)
+        wheel = Wheel(ctx)
+        due = DueStage(ctx, self.metrics.delivered, self.metrics.late)
         self._assigned = {"requests": self.owner.assigned, "the wheel": wheel.assigned, "due": due.assigned}
         for name, target in (("owner", self.owner.run), ("wheel", wheel.run), ("due", due.run)):
             thread = threading.Thread(target=self._guarded(name, target), name=f"kretry-gateway-{name}", daemon=True)

@@ -20,6 +20,8 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
+from kretry.gateway.events import Scheduled, ms_ceil
+
 # Seconds: 1, 2, 4, ... 2**17 (about 36 h).
 BUCKETS: tuple[int, ...] = tuple(2**k for k in range(18))
 MIN_BUCKET = BUCKETS[0]
@@ -90,3 +92,12 @@ def request_partition(key: bytes, partitions: int) -> int:
     """The partition of ``<prefix>.requests`` (and of ``.counts``) an event's records go to: chosen here, not by the
     producer's partitioner (a setting may change that), so that an instance knows whether it owns an event."""
     return zlib.crc32(key) % partitions
+
+
+def route(names: Names, event: Scheduled, now: float) -> tuple[str, Scheduled]:
+    """Where a scheduled event goes next, with the time it leaves a bucket."""
+    delay = bucket_for(event.due_ms / 1000 - now)
+    if delay is None:
+        return names.due, Scheduled(event.identifier, event.attempt, event.due_ms, event.pending)
+    leave = ms_ceil(now + delay)
+    return names.bucket(delay), Scheduled(event.identifier, event.attempt, event.due_ms, event.pending, leave)

@@ -19,12 +19,10 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 from kretry.config import consumer_conf
 from kretry.gateway import deadletter
 from kretry.gateway.consume import take
+from kretry.gateway.context import Context
 from kretry.gateway.events import Scheduled
-from kretry.gateway.outbox import Outbox
-from kretry.gateway.owner import ACK_TIMEOUT, route
-from kretry.gateway.settings import GatewaySettings
-from kretry.gateway.store import ConfigView
-from kretry.gateway.topics import Names
+from kretry.gateway.outbox import ACK_TIMEOUT
+from kretry.gateway.topics import route
 
 log = structlog.get_logger("kretry.gateway")
 
@@ -36,15 +34,13 @@ Key = tuple[str, int]
 
 
 class Wheel:
-    def __init__(
-        self, settings: GatewaySettings, names: Names, outbox: Outbox, view: ConfigView, stopping: threading.Event
-    ) -> None:
-        self._settings = settings
-        self._names = names
-        self._outbox = outbox
-        self._view = view
-        self._stopping = stopping
-        conf = consumer_conf(settings, names.group("wheel"), main=False)
+    def __init__(self, ctx: Context) -> None:
+        self._settings = ctx.settings
+        self._names = ctx.names
+        self._outbox = ctx.outbox
+        self._view = ctx.view
+        self._stopping = ctx.stopping
+        conf = consumer_conf(ctx.settings, ctx.names.group("wheel"), main=False)
         # A record waits at least a second in its bucket: fetching it up to FETCH_WAIT late costs nothing, and a
         # fetch per record sent, as the defaults do under load, cost the broker and this process more than the
         # posts themselves (accepts 2,000 -> 3,600/s when batched).

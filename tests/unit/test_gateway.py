@@ -8,7 +8,7 @@ from pydantic import SecretStr
 from kretry.gateway import configs, counts
 from kretry.gateway.events import POST, RETRY, Count, Reply, Request, Scheduled, canonical, event_id, ms_ceil
 from kretry.gateway.secrets import SEALED, Sealer, SecretKeyMissing
-from kretry.gateway.topics import BUCKETS, HOP_MARGIN, Names, bucket_for, next_topic
+from kretry.gateway.topics import BUCKETS, HOP_MARGIN, Names, bucket_for, next_topic, route
 
 CONFIG = {
     "identifier": "shop",
@@ -35,6 +35,16 @@ def test_times_are_kept_in_whole_milliseconds_rounded_up() -> None:
 )
 def test_the_wheel_takes_the_largest_bucket_that_leaves_room_for_the_hop(remaining: float, bucket: int | None) -> None:
     assert bucket_for(remaining) == bucket
+
+
+def test_an_event_goes_to_the_bucket_that_fits_with_its_leave_time_or_to_the_due_topic() -> None:
+    names = Names("p")
+    later = Scheduled("shop", 1, 1_000_000 + 3_600_000, (0,))
+    topic, moved = route(names, later, 1000.0)
+    assert (topic, moved.leave_ms, moved.due_ms) == ("p.wait-2048s", 1_000_000 + 2_048_000, later.due_ms)
+    soon = Scheduled("shop", 1, 1_000_900, (0,), leave_ms=5)
+    topic, moved = route(names, soon, 1000.0)
+    assert (topic, moved.leave_ms) == ("p.due", None)
 
 
 def test_bucket_names_round_trip() -> None:
