@@ -34,7 +34,7 @@ from kretry.worker import STOP_TIMEOUT
 
 log = structlog.get_logger("kretry")
 
-# Exit codes of `kretry run` that a restart cannot fix (the numbers of cli.EXIT_*, which imports this module).
+# Exit codes of `kretry run` that a restart cannot fix: kretry.commands.exits' numbers (the core imports no command).
 DO_NOT_RESTART = frozenset({2, 3, 4, 6, 7})
 EXIT_STOP_TIMEOUT = 10
 FIRST_BACKOFF = 1.0

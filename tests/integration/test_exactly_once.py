@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.admin import NewTopic as AdminNewTopic
 
 from kretry import Message, Retrier, cli
+from kretry.commands import exits
 from kretry.errors import KafkaFatalError, TransactionFenced
 from kretry.stage import txn
 from tests.integration.kit import (
@@ -163,8 +164,8 @@ def test_no_usable_transactions_stops_the_start_up_with_exit_5(
 
 def test_fenced_exit_code_is_named() -> None:
     assert cli.EXIT_FENCED == 11
-    assert "11 exactly_once" in cli.EXIT_CODES
-    assert cli._stopped(TransactionFenced("x"))[0] == cli.EXIT_FENCED
+    assert "11 exactly_once" in exits.RUN_EXIT_CODES
+    assert exits.exit_for(TransactionFenced).code == cli.EXIT_FENCED
 
 
 def test_two_workers_on_one_host_do_not_fence_each_other(bootstrap: str, new_topic: NewTopic) -> None:

@@ -7,10 +7,11 @@ import argparse
 import pytest
 
 from kretry import cli, supervisor
+from kretry.commands import parser as kretry_parser
 
 
 def run_args(*argv: str) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
-    args = cli._parser().parse_args(["run", *argv])
+    args = kretry_parser.build().parse_args(["run", *argv])
     return args.run_parser, args
 
 
