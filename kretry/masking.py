@@ -1,5 +1,5 @@
 """Pure: what a person may see of a record's value and headers. PII ends up in DLQs; ``Retrier(..., mask=...)``
-says what the console hides.
+says what the console and the worker's ``/v1/dead_set`` hide.
 
 ``mask`` is either a list of field names, hidden wherever they occur in a JSON value (at any depth) and as header
 names, or a callable ``mask(value: bytes | None) -> bytes | str | None`` that returns what may be shown. A value the

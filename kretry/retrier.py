@@ -159,7 +159,7 @@ class Retrier:
     ``Retrier(group_id="orders-service")``; bootstrap_servers, dlq_topic (None: no DLQ) and kafka (librdkafka
     settings) are optional and win over the ``KRETRY_*`` environment. ``exactly_once=True`` writes each stage's
     forwards and offsets in one Kafka transaction per batch (README: Exactly-once hops). ``mask`` (field names, or a
-    callable) hides payload fields in ``kretry console`` (kretry.masking).
+    callable) hides payload fields in ``kretry console`` and the worker's ``/v1/dead_set`` (kretry.masking).
     """
 
     def __init__(
@@ -190,7 +190,8 @@ class Retrier:
         if dlq_guard is not None and self.settings.dlq_topic is None:
             raise ConfigError("dlq_guard: there is no DLQ to guard (dlq_topic=None)")
         self.dlq_guard = None if dlq_guard is None else dlq_guard.checked()
-        # What `kretry console` hides of a record's value and headers (kretry.masking); the records are untouched.
+        # What `kretry console` and /v1/dead_set hide of a record's value and headers (kretry.masking); the records
+        # are untouched.
         self.mask: Mask | None = masking.checked(mask)
         self._handlers: dict[str, HandlerSpec] = {}
 

@@ -28,7 +28,7 @@ def create_app(worker: Worker, settings: Settings, *, loopback: bool) -> Starlet
     return Starlette(
         routes=[
             *probes.routes(worker, settings),
-            *deadset.routes(settings, policy),
+            *deadset.routes(settings, policy, worker.retrier.mask),
             *dlqguard.routes(worker, policy),
         ],
         exception_handlers={

@@ -7,6 +7,8 @@ POST /v1/dead_set/replay                   {"count": N, FILTERS} or {"offsets": 
 
 FILTERS, the same as the CLI's: ``topic`` (origin topic), ``error`` (substring of kretry-error, any case), ``key``,
 ``since`` and ``until`` (ISO-8601, or a duration meaning that long ago: "2h"), ``group``.
+
+Values and headers are masked as the Retrier's ``mask`` says, as in the console.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from starlette.routing import Route
 
 from kretry import dlq
 from kretry.config import Settings
+from kretry.dlq import DeadRecord
+from kretry.masking import Mask, mask_headers, mask_value
 from kretry.web import guard
 from kretry.web.body import BadRequest, read_body
 from kretry.web.responses import JSONAnswer
@@ -124,14 +128,31 @@ def replay_args(body: Any, now_ms: int | None = None) -> dict[str, Any]:
     return {**args, **filters(body, now_ms)}
 
 
-def routes(settings: Settings, policy: guard.Policy) -> list[Route]:
+def shown(record: DeadRecord, mask: Mask | None) -> dict[str, Any]:
+    """A dead record as the endpoint answers it: value and headers masked as the Retrier says (kretry.masking), with
+    ``masked`` saying what was hidden; the record in the DLQ is untouched."""
+    out = record.to_json()
+    if mask is None:
+        return out
+    value, note = mask_value(mask, record.value)
+    out["value"] = _text(value)
+    out["headers"] = {name: _text(raw) for name, raw in mask_headers(mask, record.headers)}
+    out["masked"] = note
+    return out
+
+
+def _text(raw: bytes | None) -> str | None:
+    return None if raw is None else raw.decode("utf-8", errors="backslashreplace")  # as DeadRecord.to_json
+
+
+def routes(settings: Settings, policy: guard.Policy, mask: Mask | None = None) -> list[Route]:
     def check(request: Request) -> None:
         guard.enforce(policy, request)
 
     def peek(request: Request) -> Response:  # sync: Starlette runs it in its thread pool, off the event loop
         check(request)
         records = dlq.peek(settings, **peek_args(parse_qs(request.url.query)))
-        return JSONAnswer({"count": len(records), "records": [r.to_json() for r in records]})
+        return JSONAnswer({"count": len(records), "records": [shown(r, mask) for r in records]})
 
     async def replay(request: Request) -> Response:
         check(request)

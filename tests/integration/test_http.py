@@ -16,9 +16,9 @@ import pytest
 from kretry import Retrier, Worker
 from kretry.errors import ConfigError
 from kretry.web import Server
-from tests.integration.kit import produce, unique, wait_until
+from tests.integration.kit import create_topics, produce, read_all, unique, wait_until
 from tests.integration.test_process import APP, app_env
-from tests.integration.workers import kretry_process, stop
+from tests.integration.workers import kretry_process, running, stop
 
 NewTopic = Callable[..., str]
 
@@ -124,3 +124,37 @@ def test_readyz_is_503_until_the_stages_are_assigned(bootstrap: str) -> None:
             Server(worker, "127.0.0.1", server.port)
     finally:
         server.stop()
+
+
+def test_the_dead_set_is_masked_as_the_retriers_mask_says(bootstrap: str) -> None:
+    """The console hides what ``Retrier(mask=...)`` names; so does the worker's endpoint, the record untouched."""
+    topic, dlq_topic = unique("masked"), unique("dlq")
+    retrier = Retrier(group_id=unique("svc"), bootstrap_servers=bootstrap, dlq_topic=dlq_topic, mask=["email"])
+
+    @retrier.handler(topic, delays=["0s"])
+    def handle(msg: Any) -> None:
+        raise RuntimeError("failing on purpose")
+
+    value = json.dumps({"user": 7, "contact": {"email": "ada@example.com"}}).encode()
+    create_topics(bootstrap, [topic])
+    with running(retrier) as worker:
+        server = Server(worker, "127.0.0.1", 0)
+        server.start()
+        try:
+            produce(bootstrap, topic, [(b"k", value, [("email", b"ada@example.com"), ("trace", b"t-1")])])
+            base = f"http://127.0.0.1:{server.port}"
+
+            def dead() -> list[dict[str, Any]]:
+                status, body = call(f"{base}/v1/dead_set?count=10&topic={topic}")
+                return list(json.loads(body)["records"]) if status == 200 else []
+
+            wait_until(lambda: len(dead()) == 1, timeout=60, what="the record in the DLQ")
+            [record] = dead()
+        finally:
+            server.stop()
+    assert json.loads(record["value"]) == {"user": 7, "contact": {"email": "***"}}
+    assert record["headers"]["email"] == "***"
+    assert record["headers"]["trace"] == "t-1"
+    assert record["masked"] == "fields email masked"
+    [stored] = read_all(bootstrap, dlq_topic, 1)
+    assert stored.value() == value  # the DLQ keeps the record as it was
