@@ -71,6 +71,7 @@ class TopicNeed:
     min_retention_ms: int | None  # what `check` accepts at least
     cleanup: str | None  # "delete" | "compact"; None for main topics
     max_message_bytes: int | None = None  # the largest record it must take; None: not kretry's to set
+    segment_ms: int | None = None  # a compacted topic's segment roll; None: the broker's (7 days)
 
     def topic_config(self) -> dict[str, str]:
         """The configs kretry creates the topic with."""
@@ -81,6 +82,8 @@ class TopicNeed:
             conf["cleanup.policy"] = self.cleanup
         if self.max_message_bytes is not None:
             conf["max.message.bytes"] = str(self.max_message_bytes)
+        if self.segment_ms is not None:
+            conf["segment.ms"] = str(self.segment_ms)
         return conf
 
     def to_json(self) -> dict[str, Any]:

@@ -37,6 +37,10 @@ log = structlog.get_logger("kretry.gateway")
 
 WEEK_MS = 7 * 86400 * 1000
 DAY_MS = 86400 * 1000
+# Compaction cleans closed segments only, and by default a segment closes after 7 days or 1 GB: a new owner reads
+# its partition of the counts topic whole, a count per post since the last cleaning. A 10-minute roll keeps that to
+# the live counts and about ten minutes of posts.
+COMPACTED_SEGMENT_MS = 600_000
 
 
 def needs(settings: GatewaySettings, names: Names) -> list[TopicNeed]:
@@ -44,7 +48,8 @@ def needs(settings: GatewaySettings, names: Names) -> list[TopicNeed]:
     width = settings.gateway_partitions
 
     def need(name: str, cleanup: str, retention_ms: int | None, partitions: int = width) -> TopicNeed:
-        return TopicNeed(name, "gateway", partitions, "", retention_ms, retention_ms, cleanup)
+        segment_ms = COMPACTED_SEGMENT_MS if cleanup == "compact" else None
+        return TopicNeed(name, "gateway", partitions, "", retention_ms, retention_ms, cleanup, segment_ms=segment_ms)
 
     out = [
         need(names.configs, "compact", None),

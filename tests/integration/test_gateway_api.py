@@ -250,3 +250,17 @@ def test_one_instance_decides_every_post_itself_and_two_share_them_counting_exac
             assert _decided(one)["here"] > 10
             assert _decided(two)["here"] > 0
             assert _decided(two)["owner"] > 0
+
+
+def test_the_compacted_topics_roll_their_segments_every_ten_minutes(gateway_prefix: str, kafka: Broker) -> None:
+    """A new owner reads its partition of the counts topic whole: compaction, which cleans closed segments only, must
+    not wait for the broker's 7-day roll."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    with serving(kafka.bootstrap, gateway_prefix) as (gateway, _):
+        names = [gateway.names.counts, gateway.names.configs]
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, name) for name in names]
+    for resource, future in admin.describe_configs(resources).items():
+        found = future.result(30)
+        assert (found["cleanup.policy"].value, found["segment.ms"].value) == ("compact", "600000"), resource
