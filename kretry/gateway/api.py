@@ -40,7 +40,9 @@ from kretry.web.body import BadRequest, read_body
 from kretry.web.responses import JSONAnswer, error
 
 PREFIXES = ("/v1", "/pretry/v1")
-UNAVAILABLE = "not confirmed by Kafka in time; the event was not scheduled, post it again"
+# Not "not scheduled": a post decided here whose event was written but whose count was not (or whose
+# acknowledgement was lost) is scheduled after all; posted again, it is delivered once more, never lost.
+UNAVAILABLE = "not confirmed by Kafka in time; post it again"
 
 
 class Configs(Protocol):

@@ -24,7 +24,7 @@ from kretry.gateway.outbox import Outbox
 from kretry.gateway.settings import GatewaySettings
 from kretry.gateway.topics import Names, request_partition, route
 
-REFUSED = "not confirmed by Kafka; the event was not scheduled"
+REFUSED = "not confirmed by Kafka"
 
 
 class Direct:

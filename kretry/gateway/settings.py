@@ -26,7 +26,7 @@ class GatewaySettings(Settings):
     gateway_secret_key: SecretStr | None = None
     # An event's count is forgotten this long after its last due time: posting it again then starts over.
     gateway_count_ttl: float = 7 * 86400.0
-    # A POST /v1/event not confirmed by then is answered 503, and the event is then never scheduled.
+    # A POST /v1/event not confirmed by then is answered 503 (post it again: at worst delivered twice, never lost).
     gateway_accept_timeout: float = 5.0
     # One HTTP delivery's timeout.
     gateway_delivery_timeout: float = 10.0
