@@ -141,7 +141,8 @@ class Api:
     # -- helpers ---------------------------------------------------------------------------------------
 
     async def _ask(self, kind: str, key: str, identifier: str, **fields: Any) -> Response:
-        """Send a request to the owner of ``key`` and answer what it decided, or 503 when that took too long."""
+        """Decide a post here when this instance owns ``key``, else ask the owner through the requests topic; answer
+        what was decided, or 503 when that was not confirmed in time."""
         timeout = self._settings.gateway_accept_timeout
         request = Request(
             kind=kind,
