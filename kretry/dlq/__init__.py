@@ -89,6 +89,7 @@ from kretry.dlq._records import (
     replay_group,
     replay_headers,
     status_of,
+    text,
 )
 from kretry.dlq._replay import replay
 from kretry.dlq._summary import Summary, summarize, summary
@@ -148,4 +149,5 @@ __all__ = [
     "status_of",
     "summarize",
     "summary",
+    "text",
 ]

@@ -40,12 +40,12 @@ class Direct:
         partition = request_partition(key, self._partitions)
         text_key = key.decode()
         now = time.time()
-        answer: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         ledger = self._ledger
         with ledger.lock:
             table = ledger.tables.get(partition)
             if table is None or text_key in ledger.busy:
                 return None
+            answer: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
             previous = table.get(text_key)
             config = ledger.config(request.identifier, now)
             decision = counts.decide(request, previous, config, ms_ceil(now), self._ttl_ms, remember=False)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -48,7 +47,6 @@ class Owner:
         self,
         ctx: Context,
         ledger: Ledger,
-        on_decided: Callable[[str, int], None] = lambda identifier, status: None,
     ) -> None:
         settings = ctx.settings
         self._settings = settings
@@ -57,7 +55,6 @@ class Owner:
         self._view = ctx.view
         self._ledger = ledger
         self._stopping = ctx.stopping
-        self._on_decided = on_decided
         self._partitions = settings.gateway_partitions
         self._ttl_ms = int(settings.gateway_count_ttl * 1000)
         conf = consumer_conf(settings, ctx.names.group("owners"), main=True)
@@ -189,7 +186,6 @@ class Owner:
             self._outbox.send_nowait(
                 self._names.replies, request.origin.encode(), Reply(request.id, status, text).encode(), part
             )
-            self._on_decided(request.identifier, status)
         second = self._outbox.batch()
         for partition, key, count in counted:
             second.send(self._names.counts, key, count.encode(), partition=partition)

@@ -135,14 +135,10 @@ def shown(record: DeadRecord, mask: Mask | None) -> dict[str, Any]:
     if mask is None:
         return out
     value, note = mask_value(mask, record.value)
-    out["value"] = _text(value)
-    out["headers"] = {name: _text(raw) for name, raw in mask_headers(mask, record.headers)}
+    out["value"] = dlq.text(value)
+    out["headers"] = {name: dlq.text(raw) for name, raw in mask_headers(mask, record.headers)}
     out["masked"] = note
     return out
-
-
-def _text(raw: bytes | None) -> str | None:
-    return None if raw is None else raw.decode("utf-8", errors="backslashreplace")  # as DeadRecord.to_json
 
 
 def routes(settings: Settings, policy: guard.Policy, mask: Mask | None = None) -> list[Route]:
